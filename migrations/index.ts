@@ -1,0 +1,28 @@
+/**
+ * Every migration, in order. Forward-only: never edit one that has been merged;
+ * add a new dated file and list it here.
+ */
+import type { Knex } from 'knex';
+import * as m0001 from './202611230001-create-users.ts';
+import * as m0002 from './202611230002-create-factors.ts';
+import * as m0003 from './202611230003-create-challenges.ts';
+import * as m0004 from './202611230004-create-clients.ts';
+import * as m0005 from './202611230005-create-oidc-payloads.ts';
+import * as m0006 from './202611230006-create-provider-keys.ts';
+import * as m0007 from './202611230007-create-events.ts';
+
+export interface Migration {
+  name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+export const migrations: Migration[] = [
+  { name: '202611230001-create-users', ...m0001 },
+  { name: '202611230002-create-factors', ...m0002 },
+  { name: '202611230003-create-challenges', ...m0003 },
+  { name: '202611230004-create-clients', ...m0004 },
+  { name: '202611230005-create-oidc-payloads', ...m0005 },
+  { name: '202611230006-create-provider-keys', ...m0006 },
+  { name: '202611230007-create-events', ...m0007 },
+];

@@ -1,0 +1,143 @@
+/**
+ * Settings: `config/default.json`, then `config/<env>.json`, then environment
+ * variables, validated once. This is the only module that reads `process.env`.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { z } from 'zod';
+
+export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const mfaPolicy = z.enum(['off', 'optional', 'required']);
+export type MfaPolicy = z.infer<typeof mfaPolicy>;
+
+const seconds = z.number().int().positive();
+
+const schema = z.object({
+  env: z.enum(['development', 'test', 'production']),
+  port: z.number().int().min(0).max(65535),
+  issuer: z.url().refine((u) => !u.endsWith('/'), 'must not end with a slash'),
+  /** Trust X-Forwarded-* (set only behind a load balancer that overwrites them). */
+  proxy: z.boolean(),
+  database: z.object({
+    url: z.string().regex(/^(sqlite:|postgres(ql)?:\/\/)/, 'must start with sqlite: or postgres://'),
+  }),
+  secrets: z.object({
+    /** base64 of 32 random bytes; seals TOTP seeds, signing keys and cookie keys. */
+    sealKey: z.string().nullable(),
+    /** Where the development default keeps a generated seal key. */
+    sealKeyFile: z.string().nullable(),
+  }),
+  ttl: z.object({
+    interaction: seconds.max(600, 'an interaction lives at most 10 minutes'),
+    session: seconds,
+    grant: seconds,
+    authorizationCode: seconds.max(600),
+    accessToken: seconds,
+    idToken: seconds,
+    refreshToken: seconds,
+    challenge: seconds.max(600, 'a challenge lives at most 10 minutes'),
+  }),
+  passwords: z.object({
+    memoryCost: z.number().int().min(8192),
+    timeCost: z.number().int().min(1),
+    parallelism: z.number().int().min(1),
+  }),
+  totp: z.object({
+    issuer: z.string().min(1),
+    algorithm: z.enum(['SHA1', 'SHA256', 'SHA512']),
+    digits: z.union([z.literal(6), z.literal(8)]),
+    period: z.union([z.literal(30), z.literal(60)]),
+    window: z.number().int().min(0).max(2),
+  }),
+  mfa: z.object({
+    policy: mfaPolicy,
+    maxAttempts: z.number().int().min(1).max(20),
+  }),
+  demo: z.object({
+    enabled: z.boolean(),
+    port: z.number().int().min(0).max(65535),
+  }),
+  /** How often expired rows are deleted; 0 turns the sweeper off. */
+  sweepIntervalSeconds: z.number().int().min(0),
+});
+
+export type Config = z.infer<typeof schema>;
+
+type Env = Record<string, string | undefined>;
+
+/** Environment variables that override a setting, with their parser. */
+const ENV_OVERRIDES: Array<[string, string[], (v: string) => unknown]> = [
+  ['PORT', ['port'], Number],
+  ['ISSUER', ['issuer'], String],
+  ['TRUST_PROXY', ['proxy'], (v) => v === 'true' || v === '1'],
+  ['DATABASE_URL', ['database', 'url'], String],
+  ['SEAL_KEY', ['secrets', 'sealKey'], String],
+  ['MFA_POLICY', ['mfa', 'policy'], String],
+  ['DEMO', ['demo', 'enabled'], (v) => v === 'true' || v === '1'],
+  ['DEMO_PORT', ['demo', 'port'], Number],
+];
+
+type Json = { [key: string]: unknown };
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge where `b` wins; arrays and scalars are replaced, not merged. */
+export function deepMerge(a: Json, b: Json): Json {
+  const out: Json = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = isObject(prev) && isObject(v) ? deepMerge(prev, v) : v;
+  }
+  return out;
+}
+
+function readJson(file: string): Json {
+  if (!existsSync(file)) return {};
+  const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+  if (!isObject(parsed)) throw new Error(`${file}: expected a JSON object`);
+  return parsed;
+}
+
+function setPath(obj: Json, keys: string[], value: unknown): void {
+  let cur = obj;
+  for (const k of keys.slice(0, -1)) {
+    const next = cur[k];
+    if (!isObject(next)) cur[k] = {};
+    cur = cur[k] as Json;
+  }
+  cur[keys[keys.length - 1]!] = value;
+}
+
+/**
+ * Loads and validates the settings.
+ * @param overrides applied last (tests use them instead of environment variables)
+ * @throws Error naming every invalid key, so a bad deployment fails at start.
+ */
+export function loadConfig(options: { env?: Env; overrides?: Json } = {}): Config {
+  const env = options.env ?? process.env;
+  const envName = env.TWOFOLD_ENV ?? (env.NODE_ENV === 'production' ? 'production' : env.NODE_ENV === 'test' ? 'test' : 'development');
+  let raw = readJson(path.join(ROOT_DIR, 'config', 'default.json'));
+  raw = deepMerge(raw, readJson(path.join(ROOT_DIR, 'config', `${envName}.json`)));
+  raw.env = envName;
+  for (const [name, keys, parse] of ENV_OVERRIDES) {
+    const v = env[name];
+    if (v !== undefined && v !== '') setPath(raw, keys, parse(v));
+  }
+  if (options.overrides) raw = deepMerge(raw, options.overrides);
+
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    throw new Error(`invalid configuration:\n${problems}`);
+  }
+  const config = result.data;
+  if (config.env === 'production') {
+    if (!config.secrets.sealKey) throw new Error('invalid configuration:\n  secrets.sealKey: SEAL_KEY is required in production');
+    if (!config.issuer.startsWith('https://')) throw new Error('invalid configuration:\n  issuer: must be https in production');
+  }
+  return config;
+}

@@ -1,0 +1,51 @@
+/**
+ * Typed, coded errors. Every error a person or a client can see has a stable
+ * code from this closed list, an HTTP status and a message a person understands.
+ */
+
+const CODES = {
+  'request.invalid': [400, 'The request is not valid.'],
+  'request.csrf': [403, 'This form has expired. Go back and try again.'],
+  'request.not_found': [404, 'There is nothing here.'],
+  'request.too_large': [413, 'The request is too large.'],
+  'auth.invalid_credentials': [401, 'The email address or password is not correct.'],
+  'interaction.expired': [400, 'This sign-in has expired or was already finished. Start again from the app you were signing in to.'],
+  'interaction.unexpected_step': [400, 'This step of the sign-in is not expected now. Start again from the app you were signing in to.'],
+  'mfa.challenge_not_found': [404, 'This second-factor check has expired or was already used. Start again.'],
+  'mfa.invalid_code': [421, 'That code is not correct. Check your authenticator app and try again.'],
+  'mfa.too_many_attempts': [429, 'Too many wrong codes. Start the sign-in again.'],
+  'mfa.method_not_available': [400, 'That method is not available for this sign-in.'],
+  'mfa.enrollment_required': [403, 'A second factor must be set up first.'],
+  'factor.not_found': [404, 'No such factor.'],
+  'user.not_found': [404, 'No such user.'],
+  'user.email_taken': [409, 'A user with that email address already exists.'],
+  'client.not_found': [404, 'No such client.'],
+  'client.id_taken': [409, 'A client with that id already exists.'],
+  'server.error': [500, 'Something went wrong on our side. Try again in a moment.'],
+} as const satisfies Record<string, readonly [number, string]>;
+
+export type ErrorCode = keyof typeof CODES;
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, options: { message?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
+    const [status, message] = CODES[code];
+    super(options.message ?? message, { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.status = status;
+    this.details = options.details;
+  }
+}
+
+/** @throws AppError with `code` when `condition` is falsy. */
+export function assertThat(condition: unknown, code: ErrorCode, details?: Record<string, unknown>): asserts condition {
+  if (!condition) throw new AppError(code, details ? { details } : {});
+}
+
+export function defaultMessage(code: ErrorCode): string {
+  return CODES[code][1];
+}
