@@ -1,0 +1,123 @@
+/**
+ * Composes Twofold from its parts. Everything is passed in or built here, so
+ * tests build the same app on their own database and clock.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type Provider from 'oidc-provider';
+import { ROOT_DIR, type Config } from './config.ts';
+import type { Db } from './store/db.ts';
+import type { Clock } from './lib/clock.ts';
+import { createSealer } from './lib/seal.ts';
+import { createUsersStore } from './store/users.ts';
+import { createFactorsStore } from './store/factors.ts';
+import { createChallengesStore } from './store/challenges.ts';
+import { createClientsStore } from './store/clients.ts';
+import { createEventsStore } from './store/events.ts';
+import { createProviderKeysStore } from './store/provider-keys.ts';
+import { createPasswordHasher } from './users/passwords.ts';
+import { createUserService } from './users/users.ts';
+import { createFactorService } from './mfa/factors/index.ts';
+import { createChallengeService } from './mfa/challenges.ts';
+import { createClientService } from './oidc/clients.ts';
+import { loadProviderKeys } from './oidc/keys.ts';
+import { createAdapterClass, sweepExpired } from './oidc/adapter.ts';
+import { createProvider } from './oidc/provider.ts';
+import { createInteractions } from './oidc/interaction.ts';
+import { errorHandler } from './http/middleware/error-handler.ts';
+import { securityHeaders } from './http/middleware/security-headers.ts';
+import { csrf } from './http/middleware/csrf.ts';
+import { interactionRouter } from './http/interaction/routes.ts';
+import { createPages } from './http/interaction/pages.ts';
+import { providerPages } from './http/provider-pages.ts';
+import { render } from './http/render.ts';
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  sealKey: Buffer;
+  log?: (msg: string, err?: unknown) => void;
+}
+
+export type App = Awaited<ReturnType<typeof createApp>>;
+
+/** Builds the provider (a Koa app) with Twofold's routes in front of it. */
+export async function createApp(deps: AppDeps) {
+  const { config, db, clock } = deps;
+  const log = deps.log ?? ((msg: string, err?: unknown) => console.error(msg, err ?? ''));
+  const sealer = createSealer(deps.sealKey);
+
+  const stores = {
+    users: createUsersStore(db, clock),
+    factors: createFactorsStore(db, clock),
+    challenges: createChallengesStore(db, clock),
+    clients: createClientsStore(db, clock),
+    events: createEventsStore(db, clock),
+    keys: createProviderKeysStore(db, clock),
+  };
+  const hasher = createPasswordHasher(config.passwords);
+  const users = createUserService({ users: stores.users, events: stores.events, hasher });
+  const factorService = createFactorService({ factors: stores.factors, sealer, clock, totp: { ...config.totp } });
+  const challenges = createChallengeService({
+    db, clock, challenges: stores.challenges, factors: stores.factors, events: stores.events, factorService,
+    ttlSeconds: config.ttl.challenge, maxAttempts: config.mfa.maxAttempts,
+  });
+  const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
+  const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
+
+  const keys = await loadProviderKeys(stores.keys, sealer);
+  const provider: Provider = createProvider({
+    config, keys, users, ...policy,
+    adapter: createAdapterClass({ db, clock, findClient: (id) => clients.providerMetadata(id) }),
+    ...providerPages(),
+  });
+  provider.on('server_error', (_ctx, err) => log('oidc-provider server_error', err));
+
+  const interactions = createInteractions(provider);
+  const pages = createPages({ interactions, factorService, factors: stores.factors, users, maxAttempts: config.mfa.maxAttempts });
+
+  const site = new Router();
+  site.get('/', (ctx) => render(ctx, 'home', {
+    title: 'Twofold', issuer: config.issuer,
+    demoUrl: config.demo.enabled ? `http://localhost:${config.demo.port}/` : null,
+  }));
+  const css = await readFile(path.join(ROOT_DIR, 'static', 'app.css'), 'utf8');
+  site.get('/static/app.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = css;
+  });
+
+  const interaction = interactionRouter({ interactions, users, challenges, policy, pages });
+  const forms = new Router();
+  forms.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '16kb' }));
+  forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));
+  forms.use(interaction.routes(), interaction.allowedMethods());
+
+  provider.use(errorHandler({ log }));
+  provider.use(securityHeaders({ hsts: config.issuer.startsWith('https://') }));
+  provider.use(site.routes());
+  provider.use(forms.routes());
+
+  let sweeper: NodeJS.Timeout | undefined;
+  if (config.sweepIntervalSeconds > 0) {
+    sweeper = setInterval(() => {
+      Promise.all([sweepExpired(db, clock), stores.challenges.sweepExpired(clock.now() - 3_600_000)])
+        .catch((err: unknown) => log('sweeping expired rows failed', err));
+    }, config.sweepIntervalSeconds * 1000);
+    sweeper.unref();
+  }
+
+  return {
+    provider,
+    services: { users, clients, challenges, factorService },
+    stores,
+    sealer,
+    stop() {
+      if (sweeper) clearInterval(sweeper);
+    },
+  };
+}

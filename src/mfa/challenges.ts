@@ -1,0 +1,151 @@
+/**
+ * The challenge (`twoFactorId`): the one state machine every door onto the
+ * second factor uses. No HTTP and no oidc-provider here.
+ *
+ * pending --verify ok--> succeeded
+ *         --verify bad (attempts++)--> pending | failed (out of attempts)
+ *         --time passes--> (expired: no longer found)
+ */
+import type { Db } from '../store/db.ts';
+import type { ChallengesStore, ChallengeRecord, ChallengeMethod, ChallengeOrigin } from '../store/challenges.ts';
+import type { FactorsStore } from '../store/factors.ts';
+import type { EventsStore } from '../store/events.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { FactorService } from './factors/index.ts';
+import { AppError, assertThat } from '../errors.ts';
+import { randomToken } from '../lib/random.ts';
+import { sha256 } from '../lib/hash.ts';
+import { amrAfterSecondFactor, acrFor, type Acr, type Amr } from './amr.ts';
+
+export type Challenge = ChallengeRecord;
+
+export interface ChallengeOutcome {
+  userId: string;
+  clientId: string;
+  amr: Amr[];
+  acr: Acr;
+  method: ChallengeMethod;
+}
+
+export type ChallengeService = ReturnType<typeof createChallengeService>;
+
+export function createChallengeService(deps: {
+  db: Db;
+  clock: Clock;
+  challenges: ChallengesStore;
+  factors: FactorsStore;
+  events: EventsStore;
+  factorService: FactorService;
+  ttlSeconds: number;
+  maxAttempts: number;
+}) {
+  const { db, clock, challenges, factors, events, factorService } = deps;
+
+  async function insert(input: {
+    userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[];
+    methods: ChallengeMethod[]; enrollmentFactorId: string | null;
+  }): Promise<{ twoFactorId: string; challenge: Challenge }> {
+    // 256 random bits; only its hash is stored.
+    const twoFactorId = randomToken(32);
+    const record = { id: sha256(twoFactorId), ...input, expiresAt: clock.now() + deps.ttlSeconds * 1000 };
+    if (input.binding) await challenges.voidByBinding(input.binding);
+    await challenges.insert(record);
+    await events.record({ type: 'mfa.challenge.created', userId: input.userId, clientId: input.clientId, details: { origin: input.origin } });
+    return { twoFactorId, challenge: { ...record, state: 'pending', attempts: 0, createdAt: clock.now(), completedAt: null } };
+  }
+
+  return {
+    /**
+     * Starts a second-factor check for a user who has an active factor.
+     * @throws AppError mfa.enrollment_required when the user has none.
+     */
+    async begin(input: { userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[] }) {
+      const active = (await factors.listByUser(input.userId)).filter((f) => f.status === 'ACTIVE');
+      assertThat(active.length > 0, 'mfa.enrollment_required');
+      const methods: ChallengeMethod[] = active.map((f) => ({ id: f.id, method: 'authenticator', factorId: f.id }));
+      return insert({ ...input, methods, enrollmentFactorId: null });
+    },
+
+    /**
+     * Starts a check that is answered by activating a new authenticator: the
+     * user scans the seed and proves it with a first code.
+     */
+    async beginEnrollment(input: { userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[]; accountName: string }) {
+      const { factor } = await factorService.enrollTotp({ userId: input.userId, accountName: input.accountName });
+      // Seeds from abandoned enrolments are never usable; don't let them pile up.
+      await factors.deletePendingOfType(input.userId, 'token:software:totp', factor.id);
+      const methods: ChallengeMethod[] = [{ id: factor.id, method: 'authenticator', factorId: factor.id }];
+      return insert({ userId: input.userId, clientId: input.clientId, origin: input.origin, binding: input.binding, amr: input.amr, methods, enrollmentFactorId: factor.id });
+    },
+
+    /**
+     * A live challenge by its twoFactorId, checked against the binding of the
+     * caller. A wrong binding answers exactly like an unknown id.
+     * @throws AppError mfa.challenge_not_found
+     */
+    async find(twoFactorId: string, binding?: string | null): Promise<Challenge> {
+      const c = typeof twoFactorId === 'string' && twoFactorId.length <= 100 ? await challenges.findLive(sha256(twoFactorId)) : undefined;
+      assertThat(c && (binding === undefined || c.binding === binding), 'mfa.challenge_not_found');
+      return c;
+    },
+
+    /** The live challenge of an interaction, if its password step was done. */
+    findByBinding: (binding: string) => challenges.findLiveByBinding(binding),
+
+    /**
+     * Checks a code and, when it is right, spends the challenge and the TOTP
+     * step in one transaction.
+     * @throws AppError mfa.invalid_code (wrong, malformed or replayed: one answer),
+     *   mfa.too_many_attempts, mfa.challenge_not_found, mfa.method_not_available
+     */
+    async verify(challenge: Challenge, input: { methodId?: string | undefined; code: string }): Promise<ChallengeOutcome> {
+      const method = input.methodId === undefined ? challenge.methods[0] : challenge.methods.find((m) => m.id === input.methodId);
+      assertThat(method, 'mfa.method_not_available');
+
+      // Reserve the attempt before evaluating, so parallel guesses cannot
+      // evaluate more codes than the limit allows.
+      if (!(await challenges.reserveAttempt(challenge.id, deps.maxAttempts))) {
+        const used = await challenges.attempts(challenge.id);
+        throw new AppError(used >= deps.maxAttempts ? 'mfa.too_many_attempts' : 'mfa.challenge_not_found');
+      }
+
+      let accepted = false;
+      try {
+        const factor = await factors.findById(method.factorId);
+        const usable = factor && factor.userId === challenge.userId
+          && (factor.status === 'ACTIVE' || factor.id === challenge.enrollmentFactorId);
+        const step = usable ? await factorService.matchTotp(factor, input.code) : null;
+        if (step !== null) {
+          accepted = await db.transaction(async (trx) => {
+            const stepOk = await factors.acceptTimeStep(method.factorId, step, factor!.status === 'PENDING_ACTIVATION', trx);
+            if (!stepOk) return false;
+            if (!(await challenges.complete(challenge.id, 'succeeded', method.method, trx))) {
+              throw new AppError('mfa.challenge_not_found');
+            }
+            return true;
+          });
+        }
+      } catch (err) {
+        // A server error must not cost the user an attempt.
+        if (!(err instanceof AppError)) await challenges.refundAttempt(challenge.id);
+        throw err;
+      }
+
+      if (!accepted) {
+        await events.record({ type: 'mfa.challenge.failed', userId: challenge.userId, clientId: challenge.clientId, details: { method: method.method } });
+        if ((await challenges.attempts(challenge.id)) >= deps.maxAttempts) {
+          await challenges.complete(challenge.id, 'failed', null);
+          throw new AppError('mfa.too_many_attempts');
+        }
+        throw new AppError('mfa.invalid_code');
+      }
+
+      if (challenge.enrollmentFactorId) {
+        await events.record({ type: 'factor.activated', userId: challenge.userId, details: { factorId: method.factorId, type: 'token:software:totp' } });
+      }
+      await events.record({ type: 'mfa.challenge.succeeded', userId: challenge.userId, clientId: challenge.clientId, details: { method: method.method } });
+      const amr = amrAfterSecondFactor(challenge.amr, method.method);
+      return { userId: challenge.userId, clientId: challenge.clientId, amr, acr: acrFor(amr), method };
+    },
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * The interaction policy: upstream's login and consent prompts, plus a
+ * `mfa_required` check on the login prompt. A session that lacks the second
+ * factor this request needs is sent back through login (step-up), and
+ * `prompt=none` fails with `login_required` instead of slipping through.
+ */
+import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
+import type { MfaPolicy } from '../config.ts';
+import { secondFactorRequirement, type Requirement } from '../mfa/policy.ts';
+
+export interface PolicyDeps {
+  globalPolicy: MfaPolicy;
+  hasActiveFactor(userId: string): Promise<boolean>;
+}
+
+interface AcrParams {
+  acr_values?: unknown;
+  claims?: unknown;
+}
+
+/** acr values a request asked for: `acr_values`, and `claims.id_token.acr` value(s). */
+export function requestedAcrs(params: AcrParams): string[] {
+  const out: string[] = [];
+  if (typeof params.acr_values === 'string') out.push(...params.acr_values.split(' ').filter(Boolean));
+  let claims: unknown = params.claims;
+  if (typeof claims === 'string') {
+    try { claims = JSON.parse(claims); } catch { claims = undefined; }
+  }
+  const acr = (claims as { id_token?: { acr?: { value?: unknown; values?: unknown } } } | undefined)?.id_token?.acr;
+  if (typeof acr?.value === 'string') out.push(acr.value);
+  if (Array.isArray(acr?.values)) out.push(...acr.values.filter((v): v is string => typeof v === 'string'));
+  return out;
+}
+
+/** The client's own MFA policy, or the global one. */
+export function clientPolicy(metadata: Record<string, unknown>, globalPolicy: MfaPolicy): MfaPolicy {
+  const p = metadata.twofold_mfa_policy;
+  return p === 'off' || p === 'optional' || p === 'required' ? p : globalPolicy;
+}
+
+/** What this authorization request needs from this user beyond the password. */
+export async function requirementFor(
+  deps: PolicyDeps,
+  input: { params: AcrParams; clientMetadata: Record<string, unknown>; userId: string },
+): Promise<Requirement> {
+  return secondFactorRequirement({
+    policy: clientPolicy(input.clientMetadata, deps.globalPolicy),
+    requestedAcrs: requestedAcrs(input.params),
+    hasActiveFactor: await deps.hasActiveFactor(input.userId),
+  });
+}
+
+export function createInteractionPolicy(deps: PolicyDeps) {
+  const { Check, base } = interactionPolicy;
+  const policy = base();
+  policy.get('login')!.checks.add(new Check(
+    'mfa_required',
+    'a second factor is required',
+    async (ctx: KoaContextWithOIDC) => {
+      const { session, client, params } = ctx.oidc;
+      if (!session?.accountId || !client) return Check.NO_NEED_TO_PROMPT;
+      if ((session.amr ?? []).includes('mfa')) return Check.NO_NEED_TO_PROMPT;
+      const need = await requirementFor(deps, { params: params ?? {}, clientMetadata: client.metadata(), userId: session.accountId });
+      return need === 'none' ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+    },
+  ));
+  return policy;
+}
