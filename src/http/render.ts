@@ -25,8 +25,8 @@ export type Locals = Record<string, unknown> & { title: string };
 /** Renders `view` with `locals` (plus the CSRF token) into the layout. */
 export async function render(ctx: Context, view: string, locals: Locals, status = 200): Promise<void> {
   const data = { csrfToken: ctx.state.csrfToken ?? '', error: undefined, ...locals };
-  const body = await ejs.renderFile(path.join(VIEWS, `${view}.ejs`), data, { async: true });
-  const html = await ejs.renderFile(path.join(VIEWS, 'layout.ejs'), { ...data, body }, { async: true });
+  const body = await ejs.renderFile(path.join(VIEWS, `${view}.ejs`), data, { async: false });
+  const html = await ejs.renderFile(path.join(VIEWS, 'layout.ejs'), { ...data, body }, { async: false });
   ctx.status = status;
   ctx.type = 'html';
   ctx.set('Content-Security-Policy', PAGE_CSP);

@@ -1,0 +1,61 @@
+/**
+ * A real Twofold on a loopback port: its own database (in-memory SQLite, or
+ * TEST_DATABASE_URL), its own keys, and a clock the test moves.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createDb, migrateLatest, type Db } from '../../src/store/db.ts';
+import { manualClock } from '../../src/lib/clock.ts';
+import { createApp, type App } from '../../src/app.ts';
+
+export const TEST_SEAL_KEY = Buffer.from('twofold-test-seal-key-32-bytes!!');
+
+export interface TestServer {
+  origin: string;
+  config: Config;
+  db: Db;
+  clock: ReturnType<typeof manualClock>;
+  app: App;
+  /** What the app logged as server errors; tests assert it stays empty. */
+  errors: unknown[];
+  close(): Promise<void>;
+}
+
+type Overrides = Record<string, unknown>;
+
+/** Empties every table (for a shared PostgreSQL test database). */
+export async function resetDatabase(db: Db): Promise<void> {
+  for (const table of ['events', 'challenges', 'factors', 'oidc_payloads', 'clients', 'users', 'provider_keys']) {
+    await db(table).del();
+  }
+}
+
+export async function startServer(options: { overrides?: Overrides; db?: Db } = {}): Promise<TestServer> {
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const config = loadConfig({
+    env: { TWOFOLD_ENV: 'test' },
+    overrides: { issuer: origin, ...(process.env.TEST_DATABASE_URL ? { database: { url: process.env.TEST_DATABASE_URL } } : {}), ...options.overrides },
+  });
+  const ownsDb = !options.db;
+  const db = options.db ?? createDb(config.database.url);
+  if (ownsDb) {
+    await migrateLatest(db);
+    if (!config.database.url.startsWith('sqlite:')) await resetDatabase(db);
+  }
+  const clock = manualClock(Date.now());
+  const errors: unknown[] = [];
+  const app = await createApp({ config, db, clock, sealKey: TEST_SEAL_KEY, log: (msg, err) => errors.push({ msg, err }) });
+  server.on('request', app.provider.callback());
+  return {
+    origin, config, db, clock, app, errors,
+    async close() {
+      app.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (ownsDb) await db.destroy();
+    },
+  };
+}
