@@ -97,7 +97,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     async loadExistingGrant(ctx) {
       const { client, session, params } = ctx.oidc;
       if (!client || !session?.accountId) return undefined;
-      const grantId = session.grantIdFor(client.clientId);
+      // A consent just given arrives as the interaction result; later requests find it on the session.
+      const grantId = (ctx.oidc.result?.consent as { grantId?: string } | undefined)?.grantId ?? session.grantIdFor(client.clientId);
       const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
       if (client.metadata().twofold_first_party !== true) return existing;
       const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });

@@ -1,0 +1,149 @@
+/**
+ * Sessions, step-up and the rest of the OIDC surface: prompt=none, refresh
+ * tokens, revocation, introspection, consent and RP-initiated logout.
+ */
+import { expect } from 'chai';
+import * as oidc from 'openid-client';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { SignIn, createUser, giveAuthenticator, registerClient, totpNow, REDIRECT_URI, type TestClient } from '../helpers/oidc-flow.ts';
+import { Agent } from '../helpers/agent.ts';
+import { ACR } from '../../src/mfa/amr.ts';
+
+describe('sessions and step-up', () => {
+  let server: TestServer;
+  let off: TestClient;
+  let optional: TestClient;
+  let required: TestClient;
+
+  before(async () => {
+    server = await startServer();
+    off = await registerClient(server, { mfaPolicy: 'off' });
+    optional = await registerClient(server, { mfaPolicy: 'optional' });
+    required = await registerClient(server, { mfaPolicy: 'required' });
+  });
+  after(() => server.close());
+  afterEach(() => expect(server.errors).to.deep.equal([]));
+
+  it('steps a password-only session up by asking only for the code, keeping the account', async () => {
+    const user = await createUser(server, 'stepup@example.com');
+    const { secret } = await giveAuthenticator(server, user.id);
+    const agent = new Agent(server.origin);
+
+    const first = new SignIn(server, off, agent);
+    await first.start();
+    await first.password('stepup@example.com');
+    const low = await first.finish();
+    expect(low.claims.amr).to.deep.equal(['pwd']);
+
+    const second = new SignIn(server, required, agent);
+    const page = await second.start();
+    expect(page.html).to.include('Two-step verification').and.not.include('current-password');
+    await second.code(await totpNow(server, secret));
+    const high = await second.finish();
+    expect(high.claims.sub).to.equal(user.id);
+    expect(high.claims.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
+    expect(high.claims.acr).to.equal(ACR.mfa);
+  });
+
+  it('steps up when the RP asks for the mfa level with acr_values', async () => {
+    const user = await createUser(server, 'acr@example.com');
+    const { secret } = await giveAuthenticator(server, user.id);
+    const agent = new Agent(server.origin);
+    const first = new SignIn(server, off, agent);
+    await first.start();
+    await first.password('acr@example.com');
+    await first.finish();
+
+    const second = new SignIn(server, off, agent);
+    const page = await second.start({ acr_values: ACR.mfa });
+    expect(page.html).to.include('Two-step verification');
+    await second.code(await totpNow(server, secret));
+    expect((await second.finish()).claims.acr).to.equal(ACR.mfa);
+  });
+
+  it('answers prompt=none with login_required while the second factor is pending', async () => {
+    const user = await createUser(server, 'pending-none@example.com');
+    await giveAuthenticator(server, user.id);
+    const flow = new SignIn(server, required);
+    await flow.start();
+    await flow.password('pending-none@example.com');
+    expect(flow.page.html).to.include('Two-step verification');
+
+    const silent = new SignIn(server, required, flow.agent);
+    const res = await silent.start({ prompt: 'none' });
+    const back = new URL(res.location!);
+    expect(`${back.origin}${back.pathname}`).to.equal(REDIRECT_URI);
+    expect(back.searchParams.get('error')).to.equal('login_required');
+  });
+
+  it('answers prompt=none silently once both factors are done', async () => {
+    const user = await createUser(server, 'silent@example.com');
+    const { secret } = await giveAuthenticator(server, user.id);
+    const flow = new SignIn(server, required);
+    await flow.start();
+    await flow.password('silent@example.com');
+    await flow.code(await totpNow(server, secret));
+    await flow.finish();
+
+    const silent = new SignIn(server, required, flow.agent);
+    await silent.start({ prompt: 'none' });
+    const { claims } = await silent.finish();
+    expect(claims.sub).to.equal(user.id);
+    expect(claims.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
+  });
+
+  it('issues refresh tokens that rotate, and revokes and introspects tokens', async () => {
+    await createUser(server, 'refresh@example.com');
+    const flow = new SignIn(server, optional);
+    await flow.start({ scope: 'openid offline_access', prompt: 'consent' });
+    await flow.password('refresh@example.com');
+    if (flow.page.status === 200 && flow.page.html.includes('Allow access')) {
+      flow.page = await flow.agent.submit(flow.page, '/consent', {});
+    }
+    const { tokens } = await flow.finish();
+    expect(tokens.refresh_token).to.be.a('string');
+
+    const refreshed = await oidc.refreshTokenGrant(optional.config, tokens.refresh_token!);
+    expect(refreshed.access_token).to.be.a('string').and.not.equal(tokens.access_token);
+    expect(refreshed.claims()?.amr).to.deep.equal(['pwd']);
+
+    const active = await oidc.tokenIntrospection(optional.config, refreshed.access_token);
+    expect(active.active).to.equal(true);
+    await oidc.tokenRevocation(optional.config, refreshed.access_token);
+    expect((await oidc.tokenIntrospection(optional.config, refreshed.access_token)).active).to.equal(false);
+  });
+
+  it('asks a third-party client for consent and remembers it', async () => {
+    const thirdParty = await registerClient(server, { mfaPolicy: 'optional', firstParty: false });
+    await createUser(server, 'consent@example.com');
+    const flow = new SignIn(server, thirdParty);
+    await flow.start();
+    const consent = await flow.password('consent@example.com');
+    expect(consent.html).to.include('Allow access?').and.include('See your email address');
+    await flow.agent.submit(consent, '/consent', {}).then((p) => { flow.page = p; });
+    expect((await flow.finish()).claims.amr).to.deep.equal(['pwd']);
+
+    const again = new SignIn(server, thirdParty, flow.agent);
+    await again.start();
+    expect(again.returned).to.equal(true);
+  });
+
+  it('signs out through RP-initiated logout and ends the session', async () => {
+    await createUser(server, 'logout@example.com');
+    const flow = new SignIn(server, optional);
+    await flow.start();
+    await flow.password('logout@example.com');
+    const { tokens } = await flow.finish();
+
+    const endUrl = oidc.buildEndSessionUrl(optional.config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: 'http://127.0.0.1:9/' });
+    const confirm = await flow.agent.get(endUrl.href);
+    expect(confirm.status).to.equal(200);
+    expect(confirm.html).to.include('Sign out?');
+    const done = await flow.agent.submit(confirm, '/session/end/confirm', { logout: 'yes' });
+    expect(done.location).to.equal('http://127.0.0.1:9/');
+
+    const silent = new SignIn(server, optional, flow.agent);
+    const res = await silent.start({ prompt: 'none' });
+    expect(new URL(res.location!).searchParams.get('error')).to.equal('login_required');
+  });
+});
