@@ -10,6 +10,7 @@ import * as m0004 from './202611230004-create-clients.ts';
 import * as m0005 from './202611230005-create-oidc-payloads.ts';
 import * as m0006 from './202611230006-create-provider-keys.ts';
 import * as m0007 from './202611230007-create-events.ts';
+import * as m0008 from './202611230008-create-api-keys.ts';
 
 export interface Migration {
   name: string;
@@ -25,4 +26,5 @@ export const migrations: Migration[] = [
   { name: '202611230005-create-oidc-payloads', ...m0005 },
   { name: '202611230006-create-provider-keys', ...m0006 },
   { name: '202611230007-create-events', ...m0007 },
+  { name: '202611230008-create-api-keys', ...m0008 },
 ];

@@ -21,6 +21,7 @@ import { createPasswordHasher } from './users/passwords.ts';
 import { createUserService } from './users/users.ts';
 import { createFactorService } from './mfa/factors/index.ts';
 import { createChallengeService } from './mfa/challenges.ts';
+import { createSignInService } from './mfa/sign-in.ts';
 import { createClientService } from './oidc/clients.ts';
 import { loadProviderKeys } from './oidc/keys.ts';
 import { createAdapterClass, sweepExpired } from './oidc/knex-adapter.ts';
@@ -67,6 +68,7 @@ export async function createApp(deps: AppDeps) {
   });
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
   const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
+  const signIn = createSignInService({ users, challenges, hasActiveFactor: policy.hasActiveFactor });
 
   const keys = await loadProviderKeys(stores.keys, sealer);
   const provider: Provider = createProvider({
@@ -91,7 +93,7 @@ export async function createApp(deps: AppDeps) {
     ctx.body = css;
   });
 
-  const interaction = interactionRouter({ interactions, users, challenges, policy, pages });
+  const interaction = interactionRouter({ interactions, signIn, users, challenges, policy, pages });
   const forms = new Router();
   forms.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '16kb' }));
   forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));
@@ -113,7 +115,7 @@ export async function createApp(deps: AppDeps) {
 
   return {
     provider,
-    services: { users, clients, challenges, factorService },
+    services: { users, clients, challenges, factorService, signIn },
     stores,
     sealer,
     stop() {

@@ -26,9 +26,14 @@ export const ACR = {
 export type Acr = (typeof ACR)[keyof typeof ACR];
 export const ACR_VALUES: Acr[] = [ACR.password, ACR.mfa];
 
-/** `prior` plus what `method` proved, plus `mfa`, in canonical order. */
+/**
+ * `prior` plus what `method` proved, in canonical order; plus `mfa` when a
+ * factor was proven before (an app that did its own password login and asks
+ * Twofold only for the second factor gets just the method's values).
+ */
 export function amrAfterSecondFactor(prior: readonly string[], method: SecondFactorMethod): Amr[] {
-  const set = new Set<string>([...prior, ...METHOD_AMR[method], 'mfa']);
+  const set = new Set<string>([...prior, ...METHOD_AMR[method]]);
+  if (prior.some((v) => v !== 'mfa')) set.add('mfa');
   return ORDER.filter((v) => set.has(v));
 }
 

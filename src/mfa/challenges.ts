@@ -15,7 +15,7 @@ import type { FactorService } from './factors/index.ts';
 import { AppError, assertThat } from '../errors.ts';
 import { randomToken } from '../lib/random.ts';
 import { sha256 } from '../lib/hash.ts';
-import { amrAfterSecondFactor, acrFor, type Acr, type Amr } from './amr.ts';
+import { amrAfterSecondFactor, ACR, type Acr, type Amr } from './amr.ts';
 
 export type Challenge = ChallengeRecord;
 
@@ -25,6 +25,14 @@ export interface ChallengeOutcome {
   amr: Amr[];
   acr: Acr;
   method: ChallengeMethod;
+}
+
+/** A method as answered to clients (242 responses, the verification API). */
+export interface PublicMethod {
+  id: string;
+  method: string;
+  authenticator?: { algorithm: string; codeLength: number; timeStep: number };
+  enrollment?: { secret: string; uri: string };
 }
 
 export type ChallengeService = ReturnType<typeof createChallengeService>;
@@ -89,6 +97,22 @@ export function createChallengeService(deps: {
       return c;
     },
 
+    /**
+     * The methods as a client sees them (FusionAuth's shape): a stable id, the
+     * method name and its details; for an enrolment, the seed to show once.
+     */
+    async describe(challenge: Challenge, accountName: string): Promise<PublicMethod[]> {
+      return Promise.all(challenge.methods.map(async (m) => {
+        const factor = await factors.findById(m.factorId);
+        if (!factor) return { id: m.id, method: m.method };
+        const s = factorService.settingsOf(factor);
+        const authenticator = { algorithm: `Hmac${s.algorithm}`, codeLength: s.digits, timeStep: s.period };
+        if (factor.id !== challenge.enrollmentFactorId) return { id: m.id, method: m.method, authenticator };
+        const { secret, uri } = factorService.pendingTotpDetails(factor, accountName);
+        return { id: m.id, method: m.method, authenticator, enrollment: { secret, uri } };
+      }));
+    },
+
     /** The live challenge of an interaction, if its password step was done. */
     findByBinding: (binding: string) => challenges.findLiveByBinding(binding),
 
@@ -145,7 +169,9 @@ export function createChallengeService(deps: {
       }
       await events.record({ type: 'mfa.challenge.succeeded', userId: challenge.userId, clientId: challenge.clientId, details: { method: method.method } });
       const amr = amrAfterSecondFactor(challenge.amr, method.method);
-      return { userId: challenge.userId, clientId: challenge.clientId, amr, acr: acrFor(amr), method };
+      // A passed challenge is a second factor: when the first was the
+      // calling app's own (verification API), it vouches for it.
+      return { userId: challenge.userId, clientId: challenge.clientId, amr, acr: ACR.mfa, method };
     },
   };
 }

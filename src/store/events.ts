@@ -2,13 +2,15 @@ import type { Db } from './db.ts';
 import type { Clock } from '../lib/clock.ts';
 
 /** Audit event types. Append-only: nothing updates or deletes an event. */
-export type EventType =
-  | 'user.created' | 'user.password_changed'
-  | 'login.password.succeeded' | 'login.password.failed'
-  | 'login.succeeded'
-  | 'mfa.challenge.created' | 'mfa.challenge.succeeded' | 'mfa.challenge.failed'
-  | 'factor.enrolled' | 'factor.activated'
-  | 'client.created' | 'client.deleted';
+export const EVENT_TYPES = [
+  'user.created', 'user.updated', 'user.suspended', 'user.unsuspended', 'user.deleted', 'user.password_changed',
+  'login.password.succeeded', 'login.password.failed', 'login.succeeded',
+  'mfa.challenge.created', 'mfa.challenge.succeeded', 'mfa.challenge.failed',
+  'factor.enrolled', 'factor.activated', 'factor.verified', 'factor.verify_failed', 'factor.deleted', 'factor.reset',
+  'client.created', 'client.updated', 'client.deleted',
+  'api_key.created', 'api_key.revoked', 'api_key.used',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface AuditEvent {
   type: EventType;

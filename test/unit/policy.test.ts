@@ -43,6 +43,9 @@ describe('amr and acr', () => {
     expect(amrAfterSecondFactor(['pwd'], 'authenticator')).to.deep.equal(['pwd', 'otp', 'mfa']);
     expect(amrAfterSecondFactor(['mfa', 'otp', 'pwd'], 'authenticator')).to.deep.equal(['pwd', 'otp', 'mfa']);
   });
+  it('does not claim mfa when Twofold proved only the second factor', () => {
+    expect(amrAfterSecondFactor([], 'authenticator')).to.deep.equal(['otp']);
+  });
   it('maps amr to the acr level reached', () => {
     expect(acrFor(['pwd'])).to.equal(ACR.password);
     expect(acrFor(['pwd', 'otp', 'mfa'])).to.equal(ACR.mfa);

@@ -1,109 +1,142 @@
 /**
- * The hosted sign-in: one router that switches on the prompt and re-checks it
- * on every POST. Each handler parses, calls the domain, and hands a Step to
- * the page presenter; no factor logic lives here.
+ * The sign-in interaction, for browsers (HTML forms) and first-party apps
+ * (JSON, same paths: send `Content-Type: application/json` or
+ * `Accept: application/json`). One router switches on the prompt and re-checks
+ * it on every POST; each handler parses, calls the domain and answers.
+ *
+ * JSON answers: `200 {redirectTo}` when the step finished the interaction,
+ * `242 {twoFactorId, methods}` while a second factor is pending.
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { AppError, assertThat } from '../../errors.ts';
 import type { Interactions, InteractionDetails } from '../../oidc/interaction.ts';
-import { requirementFor, type PolicyDeps } from '../../oidc/policy.ts';
-import type { UserService } from '../../users/users.ts';
+import { clientPolicy, requestedAcrs, type PolicyDeps } from '../../oidc/policy.ts';
+import type { SignInService, SignInContext } from '../../mfa/sign-in.ts';
 import type { ChallengeService, Challenge } from '../../mfa/challenges.ts';
-import { ACR } from '../../mfa/amr.ts';
-import { createPages } from './pages.ts';
+import type { UserService } from '../../users/users.ts';
+import { wantsJson } from '../middleware/error-handler.ts';
+import type { createPages } from './pages.ts';
 
 export interface InteractionDeps {
   interactions: Interactions;
-  users: UserService;
+  signIn: SignInService;
   challenges: ChallengeService;
+  users: UserService;
   policy: PolicyDeps;
   pages: ReturnType<typeof createPages>;
 }
 
-/** Form posts are answered 303 See Other, so a reload never re-posts. */
-function seeOther(ctx: Context, url: string): void {
-  ctx.status = 303;
-  ctx.redirect(url);
-}
-
-function field(ctx: Context, name: string): string {
-  const v = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
-  return typeof v === 'string' ? v : '';
+function field(ctx: Context, ...names: string[]): string {
+  const body = ctx.request.body as Record<string, unknown> | undefined;
+  for (const name of names) {
+    const v = body?.[name];
+    if (typeof v === 'string') return v;
+  }
+  return '';
 }
 
 export function interactionRouter(deps: InteractionDeps): Router {
-  const { interactions, users, challenges, pages } = deps;
+  const { interactions, signIn, challenges, users, pages } = deps;
   const router = new Router({ prefix: '/interaction/:uid' });
 
-  /** The challenge for a step-up: the session's user, the session's amr. */
-  async function stepUpChallenge(details: InteractionDetails): Promise<Challenge> {
-    const existing = await challenges.findByBinding(details.uid);
-    if (existing) return existing;
-    const accountId = details.session!.accountId;
+  /** Form posts are answered 303 See Other (a reload never re-posts); JSON gets the URL. */
+  function finished(ctx: Context, redirectTo: string): void {
+    if (wantsJson(ctx)) {
+      ctx.body = { redirectTo };
+      return;
+    }
+    ctx.status = 303;
+    ctx.redirect(redirectTo);
+  }
+
+  async function pending(ctx: Context, twoFactorId: string, challenge: Challenge): Promise<void> {
+    const user = await users.findById(challenge.userId);
+    ctx.status = 242;
+    ctx.body = { twoFactorId, methods: await challenges.describe(challenge, user?.email ?? '') };
+  }
+
+  async function signInContext(ctx: Context, details: InteractionDetails): Promise<SignInContext> {
     const client = await interactions.client(details);
-    const need = await requirementFor(deps.policy, { params: details.params, clientMetadata: client.metadata(), userId: accountId });
-    const user = await users.findById(accountId);
-    assertThat(user, 'interaction.expired');
-    const base = { userId: accountId, clientId: client.clientId, origin: 'interaction' as const, binding: details.uid, amr: details.session!.amr ?? ['pwd'] };
-    const { challenge } = need === 'enroll'
-      ? await challenges.beginEnrollment({ ...base, accountName: user.email })
-      : await challenges.begin(base);
-    return challenge;
+    return {
+      clientId: client.clientId, policy: clientPolicy(client.metadata(), deps.policy.globalPolicy),
+      requestedAcrs: requestedAcrs(details.params), origin: 'interaction', binding: details.uid, ip: ctx.ip,
+    };
+  }
+
+  /** A step-up: the session's user and amr, asking only for the missing factor. */
+  async function startStepUp(ctx: Context, details: InteractionDetails) {
+    const session = details.session!;
+    return signIn.secondFactorStep(session.accountId, session.amr ?? ['pwd'], { ...(await signInContext(ctx, details)), allowEnrollment: true });
   }
 
   router.get('/', async (ctx) => {
     const details = await interactions.load(ctx);
-    switch (details.prompt.name) {
-      case 'login': {
-        if (interactions.isStepUp(details)) return pages.secondFactor(ctx, details, await stepUpChallenge(details));
-        const pending = await challenges.findByBinding(details.uid);
-        if (pending) return pages.secondFactor(ctx, details, pending);
-        return pages.password(ctx, details);
-      }
-      case 'consent':
-        return pages.consent(ctx, details);
-      default:
-        throw new AppError('interaction.unexpected_step');
+    const json = wantsJson(ctx);
+    if (details.prompt.name === 'consent') {
+      if (json) ctx.body = { uid: details.uid, prompt: 'consent', details: details.prompt.details };
+      else await pages.consent(ctx, details);
+      return;
     }
+    assertThat(details.prompt.name === 'login', 'interaction.unexpected_step');
+    if (interactions.isStepUp(details)) {
+      // A JSON client gets a fresh twoFactorId; a page reuses the live challenge.
+      const live = json ? undefined : await challenges.findByBinding(details.uid);
+      if (live) return pages.secondFactor(ctx, details, live);
+      const step = await startStepUp(ctx, details);
+      return json ? pending(ctx, step.twoFactorId, step.challenge) : pages.secondFactor(ctx, details, step.challenge);
+    }
+    if (json) {
+      ctx.body = { uid: details.uid, prompt: 'login' };
+      return;
+    }
+    const live = await challenges.findByBinding(details.uid);
+    return live ? pages.secondFactor(ctx, details, live) : pages.password(ctx, details);
   });
 
   router.post('/login', async (ctx) => {
     const details = await interactions.load(ctx);
     assertThat(details.prompt.name === 'login' && !interactions.isStepUp(details), 'interaction.unexpected_step');
-    const email = field(ctx, 'email');
-    const client = await interactions.client(details);
-    const user = await users.authenticate(email, field(ctx, 'password'), { clientId: client.clientId, ip: ctx.ip });
-    if (!user) return pages.password(ctx, details, { error: new AppError('auth.invalid_credentials'), email });
-
-    const need = await requirementFor(deps.policy, { params: details.params, clientMetadata: client.metadata(), userId: user.id });
-    if (need === 'none') {
-      return seeOther(ctx, await interactions.finishLogin(ctx, { accountId: user.id, amr: ['pwd'], acr: ACR.password }));
+    const email = field(ctx, 'email', 'loginId');
+    let step;
+    try {
+      step = await signIn.passwordStep(email, field(ctx, 'password'), await signInContext(ctx, details));
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'auth.invalid_credentials' && !wantsJson(ctx)) {
+        return pages.password(ctx, details, { error: err, email });
+      }
+      throw err;
+    }
+    if (step.kind === 'complete') {
+      return finished(ctx, await interactions.finishLogin(ctx, { accountId: step.user.id, amr: step.amr, acr: step.acr }));
     }
     // Both factors happen inside this one interaction, so no session ever
     // exists with only the password when a second factor is needed.
-    const base = { userId: user.id, clientId: client.clientId, origin: 'interaction' as const, binding: details.uid, amr: ['pwd'] };
-    if (need === 'enroll') await challenges.beginEnrollment({ ...base, accountName: user.email });
-    else await challenges.begin(base);
-    seeOther(ctx, `/interaction/${details.uid}`);
+    if (wantsJson(ctx)) return pending(ctx, step.twoFactorId, step.challenge);
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${details.uid}`);
   });
 
   router.post('/two-factor', async (ctx) => {
     const details = await interactions.load(ctx);
     assertThat(details.prompt.name === 'login', 'interaction.unexpected_step');
-    const challenge = await challenges.findByBinding(details.uid);
+    const json = wantsJson(ctx);
+    // JSON clients name the challenge; a page's challenge is the one bound to
+    // this interaction. Either way it must belong to this interaction.
+    const challenge = json
+      ? await challenges.find(field(ctx, 'twoFactorId'), details.uid)
+      : await challenges.findByBinding(details.uid);
     assertThat(challenge, 'mfa.challenge_not_found');
     // People copy codes as "123 456"; the domain itself takes digits only.
     const code = field(ctx, 'code').replace(/[ \u00a0]/g, '');
     const methodId = field(ctx, 'methodId') || undefined;
     try {
       const outcome = await challenges.verify(challenge, { methodId, code });
-      return seeOther(ctx, await interactions.finishLogin(ctx, { accountId: outcome.userId, amr: outcome.amr, acr: outcome.acr }));
+      return finished(ctx, await interactions.finishLogin(ctx, { accountId: outcome.userId, amr: outcome.amr, acr: outcome.acr }));
     } catch (err) {
-      if (err instanceof AppError && err.code === 'mfa.invalid_code') {
-        return pages.secondFactor(ctx, details, { ...challenge, attempts: challenge.attempts + 1 }, err);
-      }
-      if (err instanceof AppError && err.code === 'mfa.too_many_attempts') return pages.abortable(ctx, details, err);
+      if (json || !(err instanceof AppError)) throw err;
+      if (err.code === 'mfa.invalid_code') return pages.secondFactor(ctx, details, { ...challenge, attempts: challenge.attempts + 1 }, err);
+      if (err.code === 'mfa.too_many_attempts') return pages.abortable(ctx, details, err);
       throw err;
     }
   });
@@ -111,12 +144,12 @@ export function interactionRouter(deps: InteractionDeps): Router {
   router.post('/consent', async (ctx) => {
     const details = await interactions.load(ctx);
     assertThat(details.prompt.name === 'consent', 'interaction.unexpected_step');
-    seeOther(ctx, await interactions.finishConsent(ctx, details));
+    finished(ctx, await interactions.finishConsent(ctx, details));
   });
 
   router.post('/abort', async (ctx) => {
     await interactions.load(ctx);
-    seeOther(ctx, await interactions.abort(ctx, 'access_denied', 'The user cancelled the sign-in.'));
+    finished(ctx, await interactions.abort(ctx, 'access_denied', 'The user cancelled the sign-in.'));
   });
 
   return router;

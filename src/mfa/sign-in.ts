@@ -1,0 +1,74 @@
+/**
+ * The password step and what follows it, shared by every door that signs a
+ * user in (hosted pages, JSON interaction API, `/api/login`): check the
+ * password, decide from policy whether a second factor is needed, and if so
+ * start the challenge.
+ */
+import type { MfaPolicy } from '../config.ts';
+import type { User } from '../store/users.ts';
+import type { ChallengeOrigin } from '../store/challenges.ts';
+import type { UserService } from '../users/users.ts';
+import type { ChallengeService, Challenge } from './challenges.ts';
+import { secondFactorRequirement } from './policy.ts';
+import { ACR, type Acr } from './amr.ts';
+import { AppError } from '../errors.ts';
+
+export interface SignInContext {
+  clientId: string;
+  /** The client's policy, or the global one. */
+  policy: MfaPolicy;
+  /** acr values the relying party asked for. */
+  requestedAcrs: readonly string[];
+  origin: ChallengeOrigin;
+  /** The interaction uid or API call the challenge is bound to. */
+  binding: string | null;
+  ip?: string;
+}
+
+export type SignInStep =
+  | { kind: 'complete'; user: User; amr: ['pwd']; acr: Acr }
+  | { kind: 'second_factor'; user: User; twoFactorId: string; challenge: Challenge };
+
+export type SignInService = ReturnType<typeof createSignInService>;
+
+export function createSignInService(deps: { users: UserService; challenges: ChallengeService; hasActiveFactor(userId: string): Promise<boolean> }) {
+  const { users, challenges } = deps;
+
+  /** Starts the check for the factor this sign-in still needs (or the enrolment of one). */
+  async function secondFactorFor(user: User, amr: string[], ctx: SignInContext, requirement: 'verify' | 'enroll') {
+    const base = { userId: user.id, clientId: ctx.clientId, origin: ctx.origin, binding: ctx.binding, amr };
+    const { twoFactorId, challenge } = requirement === 'enroll'
+      ? await challenges.beginEnrollment({ ...base, accountName: user.email })
+      : await challenges.begin(base);
+    return { kind: 'second_factor' as const, user, twoFactorId, challenge };
+  }
+
+  return {
+    /**
+     * @throws AppError auth.invalid_credentials (unknown user, wrong password
+     *   and suspended user alike)
+     */
+    async passwordStep(loginId: string, password: string, ctx: SignInContext): Promise<SignInStep> {
+      const user = await users.authenticate(loginId, password, { clientId: ctx.clientId, ...(ctx.ip ? { ip: ctx.ip } : {}) });
+      if (!user) throw new AppError('auth.invalid_credentials');
+      const need = secondFactorRequirement({ policy: ctx.policy, requestedAcrs: ctx.requestedAcrs, hasActiveFactor: await deps.hasActiveFactor(user.id) });
+      if (need === 'none') return { kind: 'complete', user, amr: ['pwd'], acr: ACR.password };
+      return secondFactorFor(user, ['pwd'], ctx, need);
+    },
+
+    /**
+     * A second-factor check for a user some other way already identified:
+     * step-up of an existing session (`amr` from the session), or an app that
+     * did its own password login (`amr` empty).
+     * @throws AppError user.not_found, mfa.enrollment_required (when enrolment
+     *   is not possible through this door)
+     */
+    async secondFactorStep(userId: string, amr: string[], ctx: SignInContext & { allowEnrollment: boolean }) {
+      const user = await users.findById(userId);
+      if (!user || user.status !== 'ACTIVE') throw new AppError('user.not_found');
+      const has = await deps.hasActiveFactor(user.id);
+      if (!has && !ctx.allowEnrollment) throw new AppError('mfa.enrollment_required');
+      return secondFactorFor(user, amr, ctx, has ? 'verify' : 'enroll');
+    },
+  };
+}
