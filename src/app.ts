@@ -34,6 +34,12 @@ import { interactionRouter } from './http/interaction/routes.ts';
 import { createPages } from './http/interaction/pages.ts';
 import { providerPages } from './http/provider-pages.ts';
 import { render } from './http/render.ts';
+import { createApiKeysStore } from './store/api-keys.ts';
+import { createApiKeyService } from './admin/api-keys.ts';
+import { createApiTokenSigner } from './oidc/api-token.ts';
+import { apiRoutes } from './http/api/index.ts';
+import { mountRoutes } from './http/api/route.ts';
+import { openApiDocument } from './http/api/openapi.ts';
 
 export interface AppDeps {
   config: Config;
@@ -58,6 +64,7 @@ export async function createApp(deps: AppDeps) {
     clients: createClientsStore(db, clock),
     events: createEventsStore(db, clock),
     keys: createProviderKeysStore(db, clock),
+    apiKeys: createApiKeysStore(db, clock),
   };
   const hasher = createPasswordHasher(config.passwords);
   const users = createUserService({ users: stores.users, events: stores.events, hasher });
@@ -69,6 +76,7 @@ export async function createApp(deps: AppDeps) {
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
   const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
   const signIn = createSignInService({ users, challenges, hasActiveFactor: policy.hasActiveFactor });
+  const apiKeys = createApiKeyService({ keys: stores.apiKeys, events: stores.events });
 
   const keys = await loadProviderKeys(stores.keys, sealer);
   const provider: Provider = createProvider({
@@ -99,10 +107,26 @@ export async function createApp(deps: AppDeps) {
   forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));
   forms.use(interaction.routes(), interaction.allowedMethods());
 
+  const tokens = createApiTokenSigner({ issuer: config.issuer, jwk: keys.jwks.keys[0]!, clock });
+  const routes = apiRoutes({
+    config, clock, db, sealer, users, clients, challenges, signIn, factorService, apiKeys, tokens,
+    stores: { users: stores.users, factors: stores.factors, events: stores.events },
+  });
+  const api = new Router();
+  api.use(async (ctx, next) => {
+    ctx.set('Cache-Control', 'no-store');
+    await next();
+  });
+  api.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb' }));
+  mountRoutes(api, routes, { apiKeys, events: stores.events, strict: config.env !== 'production', log });
+  const openapi = openApiDocument(routes, { issuer: config.issuer, version: '1' });
+  api.get('/api/openapi.json', (ctx) => { ctx.body = openapi; });
+
   provider.use(errorHandler({ log }));
   provider.use(securityHeaders({ hsts: config.issuer.startsWith('https://') }));
   provider.use(site.routes());
   provider.use(forms.routes());
+  provider.use(api.routes());
 
   let sweeper: NodeJS.Timeout | undefined;
   if (config.sweepIntervalSeconds > 0) {
@@ -115,7 +139,8 @@ export async function createApp(deps: AppDeps) {
 
   return {
     provider,
-    services: { users, clients, challenges, factorService, signIn },
+    services: { users, clients, challenges, factorService, signIn, apiKeys },
+    routes,
     stores,
     sealer,
     stop() {

@@ -21,12 +21,16 @@ const USAGE = `usage: npm run cli -- <command> [options]
                  [--public] [--first-party] [--mfa-policy off|optional|required]
   clients list
   clients delete --id CLIENT_ID
+  keys create --name NAME --scopes SCOPE[,SCOPE...]
+  keys list
+  keys revoke --id KEY_ID_OR_PREFIX
 
 Without --password a random password is generated and printed once.`;
 
 const OPTIONS = {
   email: { type: 'string' }, name: { type: 'string' }, password: { type: 'string' }, id: { type: 'string' },
   'redirect-uri': { type: 'string', multiple: true }, 'post-logout-redirect-uri': { type: 'string', multiple: true },
+  scopes: { type: 'string' },
   public: { type: 'boolean' }, 'first-party': { type: 'boolean' }, 'mfa-policy': { type: 'string' }, help: { type: 'boolean' },
 } as const;
 
@@ -51,7 +55,7 @@ async function run(argv: string[]): Promise<void> {
       return;
     }
     const app = await createApp({ config, db, clock: systemClock, sealKey: loadSealKey(config) });
-    const { users, clients } = app.services;
+    const { users, clients, apiKeys } = app.services;
     switch (command) {
       case 'users create': {
         const password = o.password ?? randomToken(12);
@@ -94,6 +98,22 @@ async function run(argv: string[]): Promise<void> {
       case 'clients delete':
         await clients.delete(need(o.id, 'id'));
         console.log(`deleted client ${o.id}`);
+        break;
+      case 'keys create': {
+        const scopes = need(o.scopes, 'scopes').split(',').map((s) => s.trim()).filter(Boolean);
+        const { key, record } = await apiKeys.create({ name: need(o.name, 'name'), scopes });
+        console.log(`created API key ${record.id} (tfk_${record.prefix}_…) scopes=${record.scopes.join(',')}`);
+        console.log(`key (shown once): ${key}`);
+        break;
+      }
+      case 'keys list':
+        for (const k of await apiKeys.list()) {
+          console.log(`${k.id}  tfk_${k.prefix}_…  ${k.name}  ${k.scopes.join(',')}  ${k.revokedAt ? 'revoked' : 'active'}`);
+        }
+        break;
+      case 'keys revoke':
+        await apiKeys.revoke(need(o.id, 'id'));
+        console.log(`revoked API key ${o.id}`);
         break;
       default:
         throw new AppError('request.invalid', { message: `unknown command "${command}"\n\n${USAGE}` });

@@ -25,6 +25,7 @@ export interface ChallengeOutcome {
   amr: Amr[];
   acr: Acr;
   method: ChallengeMethod;
+  appState: unknown;
 }
 
 /** A method as answered to clients (242 responses, the verification API). */
@@ -51,11 +52,11 @@ export function createChallengeService(deps: {
 
   async function insert(input: {
     userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[];
-    methods: ChallengeMethod[]; enrollmentFactorId: string | null;
+    methods: ChallengeMethod[]; enrollmentFactorId: string | null; appState?: unknown;
   }): Promise<{ twoFactorId: string; challenge: Challenge }> {
     // 256 random bits; only its hash is stored.
     const twoFactorId = randomToken(32);
-    const record = { id: sha256(twoFactorId), ...input, expiresAt: clock.now() + deps.ttlSeconds * 1000 };
+    const record = { id: sha256(twoFactorId), ...input, appState: input.appState, expiresAt: clock.now() + deps.ttlSeconds * 1000 };
     if (input.binding) await challenges.voidByBinding(input.binding);
     await challenges.insert(record);
     await events.record({ type: 'mfa.challenge.created', userId: input.userId, clientId: input.clientId, details: { origin: input.origin } });
@@ -67,7 +68,7 @@ export function createChallengeService(deps: {
      * Starts a second-factor check for a user who has an active factor.
      * @throws AppError mfa.enrollment_required when the user has none.
      */
-    async begin(input: { userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[] }) {
+    async begin(input: { userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[]; appState?: unknown }) {
       const active = (await factors.listByUser(input.userId)).filter((f) => f.status === 'ACTIVE');
       assertThat(active.length > 0, 'mfa.enrollment_required');
       const methods: ChallengeMethod[] = active.map((f) => ({ id: f.id, method: 'authenticator', factorId: f.id }));
@@ -78,12 +79,13 @@ export function createChallengeService(deps: {
      * Starts a check that is answered by activating a new authenticator: the
      * user scans the seed and proves it with a first code.
      */
-    async beginEnrollment(input: { userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[]; accountName: string }) {
+    async beginEnrollment(input: { userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[]; accountName: string; appState?: unknown }) {
       const { factor } = await factorService.enrollTotp({ userId: input.userId, accountName: input.accountName });
       // Seeds from abandoned enrolments are never usable; don't let them pile up.
       await factors.deletePendingOfType(input.userId, 'token:software:totp', factor.id);
       const methods: ChallengeMethod[] = [{ id: factor.id, method: 'authenticator', factorId: factor.id }];
-      return insert({ userId: input.userId, clientId: input.clientId, origin: input.origin, binding: input.binding, amr: input.amr, methods, enrollmentFactorId: factor.id });
+      const { accountName: _, ...rest } = input;
+      return insert({ ...rest, methods, enrollmentFactorId: factor.id });
     },
 
     /**
@@ -171,7 +173,7 @@ export function createChallengeService(deps: {
       const amr = amrAfterSecondFactor(challenge.amr, method.method);
       // A passed challenge is a second factor: when the first was the
       // calling app's own (verification API), it vouches for it.
-      return { userId: challenge.userId, clientId: challenge.clientId, amr, acr: ACR.mfa, method };
+      return { userId: challenge.userId, clientId: challenge.clientId, amr, acr: ACR.mfa, method, appState: challenge.appState };
     },
   };
 }

@@ -23,6 +23,8 @@ export interface SignInContext {
   /** The interaction uid or API call the challenge is bound to. */
   binding: string | null;
   ip?: string;
+  /** The calling app's state, echoed back when the challenge completes. */
+  appState?: unknown;
 }
 
 export type SignInStep =
@@ -36,7 +38,7 @@ export function createSignInService(deps: { users: UserService; challenges: Chal
 
   /** Starts the check for the factor this sign-in still needs (or the enrolment of one). */
   async function secondFactorFor(user: User, amr: string[], ctx: SignInContext, requirement: 'verify' | 'enroll') {
-    const base = { userId: user.id, clientId: ctx.clientId, origin: ctx.origin, binding: ctx.binding, amr };
+    const base = { userId: user.id, clientId: ctx.clientId, origin: ctx.origin, binding: ctx.binding, amr, appState: ctx.appState };
     const { twoFactorId, challenge } = requirement === 'enroll'
       ? await challenges.beginEnrollment({ ...base, accountName: user.email })
       : await challenges.begin(base);

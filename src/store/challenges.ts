@@ -23,6 +23,8 @@ export interface ChallengeRecord {
   amr: string[];
   enrollmentFactorId: string | null;
   attempts: number;
+  /** The calling app's `state` (verification API), echoed back on success. */
+  appState: unknown;
   createdAt: number;
   expiresAt: number;
   completedAt: number | null;
@@ -32,13 +34,15 @@ interface Row {
   id: string; user_id: string; client_id: string; origin: string; binding: string | null; state: string;
   methods: string; amr: string; enrollment_factor_id: string | null; attempts: number;
   created_at: number; expires_at: number; completed_at: number | null; completed_method: string | null;
+  app_state: string | null;
 }
 
 function toRecord(r: Row): ChallengeRecord {
   return {
     id: r.id, userId: r.user_id, clientId: r.client_id, origin: r.origin as ChallengeOrigin, binding: r.binding,
     state: r.state as ChallengeState, methods: parseJson(r.methods), amr: parseJson(r.amr),
-    enrollmentFactorId: r.enrollment_factor_id, attempts: Number(r.attempts), createdAt: Number(r.created_at),
+    enrollmentFactorId: r.enrollment_factor_id, attempts: Number(r.attempts),
+    appState: r.app_state === null ? undefined : parseJson(r.app_state), createdAt: Number(r.created_at),
     expiresAt: Number(r.expires_at), completedAt: r.completed_at === null ? null : Number(r.completed_at),
   };
 }
@@ -53,6 +57,7 @@ export function createChallengesStore(db: Db, clock: Clock) {
         id: c.id, user_id: c.userId, client_id: c.clientId, origin: c.origin, binding: c.binding, state: 'pending',
         methods: JSON.stringify(c.methods), amr: JSON.stringify(c.amr), enrollment_factor_id: c.enrollmentFactorId,
         attempts: 0, created_at: clock.now(), expires_at: c.expiresAt, completed_at: null, completed_method: null,
+        app_state: c.appState === undefined ? null : JSON.stringify(c.appState),
       });
     },
     /** A pending, unexpired challenge by id (the hash of its twoFactorId). */

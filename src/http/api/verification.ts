@@ -1,0 +1,107 @@
+/**
+ * The verification API, for apps with their own login screens. Paths, fields
+ * and statuses follow FusionAuth's Login and Two Factor APIs:
+ *
+ *   POST /api/login              {loginId, password, applicationId} → 200 {user, token} | 242 {twoFactorId, methods}
+ *   POST /api/two-factor/start   {userId | loginId, applicationId, state?} → 200 {twoFactorId, methods}
+ *   POST /api/two-factor/login   {twoFactorId, code, methodId?} → 200 {user, token, state?}
+ *
+ * A challenge started here is bound to the API key that started it.
+ */
+import { z } from 'zod';
+import { route, ErrorBody, type ApiRoute } from './route.ts';
+import { PendingBody, UserBody, userBody } from './shapes.ts';
+import type { ApiDeps } from './index.ts';
+import { AppError } from '../../errors.ts';
+import type { ApiKeyRecord } from '../../store/api-keys.ts';
+import type { User } from '../../store/users.ts';
+
+const bindingOf = (key: ApiKeyRecord | null) => `api_key:${key!.id}`;
+
+const Completed = z.object({ user: UserBody, token: z.string(), state: z.unknown().optional() });
+
+export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
+  const { users, clients, challenges, signIn, tokens, config, clock } = deps;
+
+  async function clientOf(applicationId: string) {
+    const client = await clients.find(applicationId);
+    if (!client) throw new AppError('request.invalid', { message: 'applicationId is not a registered client.', details: { field: 'applicationId' } });
+    return client;
+  }
+
+  async function completed(user: User, clientId: string, amr: string[], acr: string, state?: unknown) {
+    const token = await tokens.sign({ sub: user.id, aud: clientId, amr, acr, authTime: Math.floor(clock.now() / 1000) });
+    return { status: 200, body: { user: userBody(user), token, ...(state === undefined ? {} : { state }) } };
+  }
+
+  async function pending(twoFactorId: string, challenge: Parameters<typeof challenges.describe>[0], user: User, status: number) {
+    return { status, body: { twoFactorId, methods: await challenges.describe(challenge, user.email) } };
+  }
+
+  return [
+    route({
+      method: 'post', path: '/api/login', tag: 'Verification', scopes: ['login'],
+      summary: 'Check a password; answers 242 when a second factor is needed',
+      body: z.object({ loginId: z.string().min(1).max(320), password: z.string().min(1).max(1024), applicationId: z.string().min(1) }),
+      responses: {
+        200: { description: 'Signed in: the user and a short-lived JWT', schema: Completed },
+        242: { description: 'A second factor is needed', schema: PendingBody },
+        404: { description: 'The user was not found or the password was incorrect', schema: ErrorBody },
+      },
+      async handler({ body, key, ctx }) {
+        const client = await clientOf(body.applicationId);
+        const step = await signIn.passwordStep(body.loginId, body.password, {
+          clientId: client.clientId, policy: client.mfaPolicy ?? config.mfa.policy, requestedAcrs: [],
+          origin: 'login_api', binding: bindingOf(key), ip: ctx.ip,
+        }).catch((err: unknown) => {
+          // FusionAuth answers 404 for an unknown user and a wrong password alike.
+          throw err instanceof AppError && err.code === 'auth.invalid_credentials' ? new AppError('auth.login_failed') : err;
+        });
+        if (step.kind === 'complete') return completed(step.user, client.clientId, step.amr, step.acr);
+        return pending(step.twoFactorId, step.challenge, step.user, 242);
+      },
+    }),
+
+    route({
+      method: 'post', path: '/api/two-factor/start', tag: 'Verification', scopes: ['login'],
+      summary: 'Start a second-factor check for a user the app already signed in',
+      body: z.object({
+        userId: z.string().optional(), loginId: z.string().optional(), applicationId: z.string().min(1), state: z.unknown().optional(),
+      }).refine((b) => Boolean(b.userId) !== Boolean(b.loginId), 'give exactly one of userId and loginId'),
+      responses: {
+        200: { description: 'The challenge and the methods the user can answer it with', schema: PendingBody },
+        404: { description: 'No such user', schema: ErrorBody },
+        403: { description: 'The user has no active second factor, or the key lacks a scope', schema: ErrorBody },
+      },
+      async handler({ body, key, ctx }) {
+        const client = await clientOf(body.applicationId);
+        const user = body.userId ? await users.findById(body.userId) : await users.findByEmail(body.loginId!);
+        if (!user) throw new AppError('user.not_found');
+        const step = await signIn.secondFactorStep(user.id, [], {
+          clientId: client.clientId, policy: client.mfaPolicy ?? config.mfa.policy, requestedAcrs: [],
+          origin: 'start_api', binding: bindingOf(key), ip: ctx.ip, appState: body.state, allowEnrollment: false,
+        });
+        return pending(step.twoFactorId, step.challenge, step.user, 200);
+      },
+    }),
+
+    route({
+      method: 'post', path: '/api/two-factor/login', tag: 'Verification', scopes: ['login'],
+      summary: 'Answer a challenge with a code',
+      body: z.object({ twoFactorId: z.string().min(1).max(100), code: z.string().max(32), methodId: z.string().optional() }),
+      responses: {
+        200: { description: 'The second factor is verified: the user and a short-lived JWT', schema: Completed },
+        404: { description: 'The challenge is unknown, expired or already used', schema: ErrorBody },
+        421: { description: 'The code is not correct', schema: ErrorBody },
+        429: { description: 'Too many wrong codes: the challenge has failed', schema: ErrorBody },
+      },
+      async handler({ body, key }) {
+        const challenge = await challenges.find(body.twoFactorId, bindingOf(key));
+        const outcome = await challenges.verify(challenge, { methodId: body.methodId, code: body.code });
+        const user = await users.findById(outcome.userId);
+        if (!user) throw new AppError('mfa.challenge_not_found');
+        return completed(user, outcome.clientId, outcome.amr, outcome.acr, outcome.appState);
+      },
+    }),
+  ];
+}
