@@ -27,6 +27,14 @@ const CODES = {
   'client.not_found': [404, 'No such client.'],
   'client.id_taken': [409, 'A client with that id already exists.'],
   'server.error': [500, 'Something went wrong on our side. Try again in a moment.'],
+  // Management API: users and events.
+  'user.already_in_state': [409, 'The user is already in that state.'],
+  // Management API: factors.
+  'factor.already_enrolled': [409, 'The user already has a factor of this type.'],
+  'factor.not_pending': [400, 'The factor is not waiting for activation.'],
+  'factor.not_active': [400, 'The factor is not active.'],
+  'factor.type_unsupported': [400, 'That factor type is not supported.'],
+  // Management API: clients.
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ErrorCode = keyof typeof CODES;
