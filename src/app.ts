@@ -24,7 +24,7 @@ import { createChallengeService } from './mfa/challenges.ts';
 import { createSignInService } from './mfa/sign-in.ts';
 import { createClientService } from './oidc/clients.ts';
 import { loadProviderKeys } from './oidc/keys.ts';
-import { createAdapterClass, sweepExpired } from './oidc/knex-adapter.ts';
+import { createAdapterClass, sweepExpired } from './oidc/adapter.ts';
 import { createProvider } from './oidc/provider.ts';
 import { createInteractions } from './oidc/interaction.ts';
 import { errorHandler } from './http/middleware/error-handler.ts';
