@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT_DIR } from '../../src/config.ts';
+import { createDb, migrateLatest } from '../../src/store/db.ts';
+import { resetDatabase, TEST_SEAL_KEY } from '../helpers/server.ts';
 
 const run = promisify(execFile);
 
@@ -16,10 +18,16 @@ describe('command line', function () {
   let dir: string;
   let env: NodeJS.ProcessEnv;
 
-  before(() => {
+  before(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'twofold-cli-'));
+    if (process.env.TEST_DATABASE_URL) {
+      const db = createDb(process.env.TEST_DATABASE_URL);
+      await migrateLatest(db);
+      await resetDatabase(db);
+      await db.destroy();
+    }
     env = {
-      ...process.env, TWOFOLD_ENV: 'development', SEAL_KEY: Buffer.alloc(32, 3).toString('base64'),
+      ...process.env, TWOFOLD_ENV: 'development', SEAL_KEY: TEST_SEAL_KEY.toString('base64'),
       DATABASE_URL: process.env.TEST_DATABASE_URL ?? `sqlite:${path.join(dir, 'cli.sqlite')}`,
     };
   });

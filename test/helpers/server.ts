@@ -5,7 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadConfig, type Config } from '../../src/config.ts';
-import { createDb, migrateLatest, type Db } from '../../src/store/db.ts';
+import { createDb, isSqlite, migrateLatest, type Db } from '../../src/store/db.ts';
 import { manualClock } from '../../src/lib/clock.ts';
 import { createApp, type App } from '../../src/app.ts';
 
@@ -24,10 +24,17 @@ export interface TestServer {
 
 type Overrides = Record<string, unknown>;
 
-/** Empties every table (for a shared PostgreSQL test database). */
+/** Empties every table but knex's own (for a shared PostgreSQL test database). */
 export async function resetDatabase(db: Db): Promise<void> {
-  for (const table of ['events', 'challenges', 'factors', 'oidc_payloads', 'clients', 'users', 'provider_keys']) {
-    await db(table).del();
+  const rows: Array<{ name: string }> = isSqlite(db)
+    ? await db.raw("select name from sqlite_master where type = 'table' and name not like 'sqlite_%'")
+    : (await db.raw('select tablename as name from pg_tables where schemaname = current_schema()')).rows;
+  const tables = rows.map((r) => r.name).filter((n) => !n.startsWith('knex_'));
+  if (tables.length === 0) return;
+  if (isSqlite(db)) {
+    for (const table of tables) await db(table).del();
+  } else {
+    await db.raw(`truncate ${tables.map((t) => `"${t}"`).join(', ')} cascade`);
   }
 }
 
