@@ -75,7 +75,7 @@ export async function createApp(deps: AppDeps) {
   });
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
   const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
-  const signIn = createSignInService({ users, challenges, hasActiveFactor: policy.hasActiveFactor });
+  const signIn = createSignInService({ users, challenges, events: stores.events, hasActiveFactor: policy.hasActiveFactor });
   const apiKeys = createApiKeyService({ keys: stores.apiKeys, events: stores.events });
 
   const keys = await loadProviderKeys(stores.keys, sealer);

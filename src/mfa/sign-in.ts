@@ -12,6 +12,7 @@ import type { ChallengeService, Challenge } from './challenges.ts';
 import { secondFactorRequirement } from './policy.ts';
 import { ACR, type Acr } from './amr.ts';
 import { AppError } from '../errors.ts';
+import type { EventsStore } from '../store/events.ts';
 
 export interface SignInContext {
   clientId: string;
@@ -33,8 +34,8 @@ export type SignInStep =
 
 export type SignInService = ReturnType<typeof createSignInService>;
 
-export function createSignInService(deps: { users: UserService; challenges: ChallengeService; hasActiveFactor(userId: string): Promise<boolean> }) {
-  const { users, challenges } = deps;
+export function createSignInService(deps: { users: UserService; challenges: ChallengeService; events: EventsStore; hasActiveFactor(userId: string): Promise<boolean> }) {
+  const { users, challenges, events } = deps;
 
   /** Starts the check for the factor this sign-in still needs (or the enrolment of one). */
   async function secondFactorFor(user: User, amr: string[], ctx: SignInContext, requirement: 'verify' | 'enroll') {
@@ -56,6 +57,11 @@ export function createSignInService(deps: { users: UserService; challenges: Chal
       const need = secondFactorRequirement({ policy: ctx.policy, requestedAcrs: ctx.requestedAcrs, hasActiveFactor: await deps.hasActiveFactor(user.id) });
       if (need === 'none') return { kind: 'complete', user, amr: ['pwd'], acr: ACR.password };
       return secondFactorFor(user, ['pwd'], ctx, need);
+    },
+
+    /** Records a finished sign-in (every factor done) in the audit trail. */
+    async completed(input: { userId: string; clientId: string; amr: readonly string[]; ip?: string }): Promise<void> {
+      await events.record({ type: 'login.succeeded', userId: input.userId, clientId: input.clientId, ip: input.ip ?? null, details: { amr: input.amr } });
     },
 
     /**

@@ -30,6 +30,7 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
   }
 
   async function completed(user: User, clientId: string, amr: string[], acr: string, state?: unknown) {
+    await signIn.completed({ userId: user.id, clientId, amr });
     const token = await tokens.sign({ sub: user.id, aud: clientId, amr, acr, authTime: Math.floor(clock.now() / 1000) });
     return { status: 200, body: { user: userBody(user), token, ...(state === undefined ? {} : { state }) } };
   }

@@ -108,6 +108,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
       throw err;
     }
     if (step.kind === 'complete') {
+      await signIn.completed({ userId: step.user.id, clientId: String(details.params.client_id), amr: step.amr, ip: ctx.ip });
       return finished(ctx, await interactions.finishLogin(ctx, { accountId: step.user.id, amr: step.amr, acr: step.acr }));
     }
     // Both factors happen inside this one interaction, so no session ever
@@ -132,6 +133,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
     const methodId = field(ctx, 'methodId') || undefined;
     try {
       const outcome = await challenges.verify(challenge, { methodId, code });
+      await signIn.completed({ userId: outcome.userId, clientId: outcome.clientId, amr: outcome.amr, ip: ctx.ip });
       return finished(ctx, await interactions.finishLogin(ctx, { accountId: outcome.userId, amr: outcome.amr, acr: outcome.acr }));
     } catch (err) {
       if (json || !(err instanceof AppError)) throw err;
