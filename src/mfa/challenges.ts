@@ -115,6 +115,13 @@ export function createChallengeService(deps: {
       }));
     },
 
+    /**
+     * True when the holder of `binding` answered a second factor within the
+     * last `withinSeconds`: what sensitive account changes ask for, instead
+     * of trusting a session that may be hours old.
+     */
+    hasFreshSuccess: (binding: string, withinSeconds: number) => challenges.succeededSince(binding, clock.now() - withinSeconds * 1000),
+
     /** The live challenge of an interaction, if its password step was done. */
     findByBinding: (binding: string) => challenges.findLiveByBinding(binding),
 

@@ -2,7 +2,7 @@ import type { Db } from './db.ts';
 import { parseJson } from './db.ts';
 import type { Clock } from '../lib/clock.ts';
 
-export type ChallengeOrigin = 'interaction' | 'login_api' | 'start_api';
+export type ChallengeOrigin = 'interaction' | 'login_api' | 'start_api' | 'account';
 export type ChallengeState = 'pending' | 'succeeded' | 'failed';
 
 /** One way the user can answer a challenge; `id` is stable (the factor's id). */
@@ -102,6 +102,11 @@ export function createChallengesStore(db: Db, clock: Clock) {
         .where({ id, state: 'pending' }).andWhere('expires_at', '>', now)
         .update({ state, completed_at: now, completed_method: method });
       return n === 1;
+    },
+    /** True when a challenge bound to `binding` succeeded at or after `since`. */
+    async succeededSince(binding: string, since: number): Promise<boolean> {
+      const r = await db('challenges').where({ binding, state: 'succeeded' }).andWhere('completed_at', '>=', since).first('id');
+      return r !== undefined;
     },
     async sweepExpired(olderThan: number): Promise<number> {
       return db('challenges').where('expires_at', '<', olderThan).del();

@@ -34,6 +34,9 @@ export function createFactorService(deps: { factors: FactorsStore; sealer: Seale
   return {
     settingsOf,
 
+    /** The user's factors, oldest first (sealed secrets stay sealed). */
+    listForUser: (userId: string) => factors.listByUser(userId),
+
     /** Creates a PENDING_ACTIVATION authenticator factor with a new seed. */
     async enrollTotp(input: { userId: string; accountName: string; name?: string; settings?: Partial<TotpSettings> }): Promise<TotpEnrollment> {
       const settings: TotpSettings = {

@@ -1,0 +1,195 @@
+/**
+ * The self-service security page. The user signs in through Twofold's own
+ * OIDC flow (the first-party `twofold-account` client), so the page reads the
+ * provider's session. Adding or removing a factor needs a second factor
+ * answered in the last few minutes, never just the session.
+ */
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import { AppError, assertThat } from '../../errors.ts';
+import { hmac, safeEqual } from '../../lib/hash.ts';
+import { randomToken } from '../../lib/random.ts';
+import type { ChallengeService } from '../../mfa/challenges.ts';
+import type { FactorService } from '../../mfa/factors/index.ts';
+import type { UserService } from '../../users/users.ts';
+import type { User } from '../../store/users.ts';
+import { totpQrDataUrl } from '../../mfa/factors/totp.ts';
+import { render } from '../render.ts';
+
+export const ACCOUNT_CLIENT_ID = 'twofold-account';
+/** How long a second factor answered on this page keeps sensitive changes open. */
+const FRESH_SECONDS = 300;
+
+const DONE: Record<string, string> = {
+  added: 'Your authenticator app is set up. You will be asked for its code when you sign in.',
+  removed: 'The factor was removed.',
+  renamed: 'The factor was renamed.',
+};
+
+export interface AccountDeps {
+  provider: Provider;
+  issuer: string;
+  stateKey: string;
+  users: UserService;
+  challenges: ChallengeService;
+  factorService: FactorService;
+  /** Removes a factor of this user. @throws AppError factor.not_found */
+  removeFactor(userId: string, factorId: string): Promise<void>;
+  /** Renames a factor of this user. @throws AppError factor.not_found, request.invalid */
+  renameFactor(userId: string, factorId: string, name: string): Promise<void>;
+}
+
+function field(ctx: Context, name: string): string {
+  const v = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
+  return typeof v === 'string' ? v : '';
+}
+
+export function accountRouter(deps: AccountDeps): Router {
+  const { provider, challenges, factorService, users } = deps;
+  const router = new Router({ prefix: '/account' });
+  const redirectUri = `${deps.issuer}/account/callback`;
+  const stateCookie = 'twofold.account_state';
+
+  /** The signed-in user and a binding for this session's challenges, or a redirect to sign in. */
+  async function signedIn(ctx: Context): Promise<{ user: User; binding: string } | undefined> {
+    const session = await provider.Session.get(ctx);
+    const user = session.accountId ? await users.findById(session.accountId) : undefined;
+    if (!user || user.status !== 'ACTIVE') {
+      ctx.status = 303;
+      ctx.redirect('/account/login');
+      return undefined;
+    }
+    return { user, binding: `account:${session.uid}` };
+  }
+
+  async function fresh(binding: string): Promise<boolean> {
+    return challenges.hasFreshSuccess(binding, FRESH_SECONDS);
+  }
+
+  async function activeFactors(userId: string) {
+    return (await factorService.listForUser(userId)).filter((f) => f.status === 'ACTIVE');
+  }
+
+  router.get('/', (ctx) => {
+    ctx.status = 303;
+    ctx.redirect('/account/security');
+  });
+
+  // Sign-in is an ordinary authorization request of our own first-party
+  // client; the provider's session is what the page then reads.
+  router.get('/login', (ctx) => {
+    const state = randomToken(16);
+    ctx.cookies.set(stateCookie, state, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, path: '/account', maxAge: 600_000 });
+    const url = new URL(`${deps.issuer}/auth`);
+    url.search = new URLSearchParams({
+      client_id: ACCOUNT_CLIENT_ID, response_type: 'code', scope: 'openid', redirect_uri: redirectUri, state,
+      // PKCE is required of every client; this flow never redeems its code.
+      code_challenge: hmac(deps.stateKey, state).toString('base64url'), code_challenge_method: 'S256',
+    }).toString();
+    ctx.redirect(url.href);
+  });
+
+  router.get('/callback', (ctx) => {
+    const expected = ctx.cookies.get(stateCookie) ?? '';
+    ctx.cookies.set(stateCookie, null, { path: '/account' });
+    assertThat(expected && typeof ctx.query.state === 'string' && safeEqual(ctx.query.state, expected), 'interaction.expired');
+    if (ctx.query.error) throw new AppError('interaction.expired', { message: 'Sign-in was cancelled. Start again.' });
+    ctx.status = 303;
+    ctx.redirect('/account/security');
+  });
+
+  router.get('/security', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    const factors = await factorService.listForUser(me.user.id);
+    const done = typeof ctx.query.done === 'string' ? DONE[ctx.query.done] : undefined;
+    await render(ctx, 'account/security', { title: 'Security', user: me.user, factors: factors.filter((f) => f.status === 'ACTIVE'), done });
+  });
+
+  /** Asks for a code from an existing factor before a sensitive change. */
+  async function confirmPage(ctx: Context, me: { user: User; binding: string }, next: string, error?: AppError) {
+    const live = (await challenges.findByBinding(me.binding)) ?? (await challenges.begin({ userId: me.user.id, clientId: ACCOUNT_CLIENT_ID, origin: 'account', binding: me.binding, amr: [] })).challenge;
+    await render(ctx, 'account/confirm', { title: 'Confirm it’s you', next, methodId: live.methods[0]?.id ?? '', error: error?.message }, error ? 400 : 200);
+  }
+
+  router.post('/security/confirm', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    const next = field(ctx, 'next');
+    assertThat(/^\/account\/security(\/[A-Za-z0-9/_-]*)?$/.test(next), 'request.invalid');
+    const challenge = await challenges.findByBinding(me.binding);
+    assertThat(challenge, 'mfa.challenge_not_found');
+    try {
+      await challenges.verify(challenge, { code: field(ctx, 'code').replace(/[ \u00a0]/g, ''), methodId: field(ctx, 'methodId') || undefined });
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'mfa.invalid_code') return confirmPage(ctx, me, next, err);
+      throw err;
+    }
+    ctx.status = 303;
+    ctx.redirect(next);
+  });
+
+  router.get('/security/authenticator', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    if ((await activeFactors(me.user.id)).length > 0 && !(await fresh(me.binding))) return confirmPage(ctx, me, '/account/security/authenticator');
+    const enrolBinding = `${me.binding}:enrol`;
+    const live = await challenges.findByBinding(enrolBinding);
+    const challenge = live ?? (await challenges.beginEnrollment({ userId: me.user.id, clientId: ACCOUNT_CLIENT_ID, origin: 'account', binding: enrolBinding, amr: [], accountName: me.user.email })).challenge;
+    await enrolPage(ctx, me.user, challenge);
+  });
+
+  async function enrolPage(ctx: Context, user: User, challenge: Awaited<ReturnType<typeof challenges.begin>>['challenge'], error?: AppError) {
+    const [method] = await challenges.describe(challenge, user.email);
+    assertThat(method?.enrollment, 'mfa.challenge_not_found');
+    await render(ctx, 'account/enroll', {
+      title: 'Add an authenticator app', qr: await totpQrDataUrl(method.enrollment.uri),
+      secret: method.enrollment.secret.replace(/(.{4})(?=.)/g, '$1 '), digits: method.authenticator?.codeLength ?? 6, error: error?.message,
+    }, error ? 400 : 200);
+  }
+
+  router.post('/security/authenticator', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    const challenge = await challenges.findByBinding(`${me.binding}:enrol`);
+    assertThat(challenge, 'mfa.challenge_not_found');
+    try {
+      await challenges.verify(challenge, { code: field(ctx, 'code').replace(/[ \u00a0]/g, '') });
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'mfa.invalid_code') return enrolPage(ctx, me.user, challenge, err);
+      throw err;
+    }
+    ctx.status = 303;
+    ctx.redirect('/account/security?done=added');
+  });
+
+  router.post('/security/factors/:fid/rename', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    await deps.renameFactor(me.user.id, ctx.params.fid!, field(ctx, 'name'));
+    ctx.status = 303;
+    ctx.redirect('/account/security?done=renamed');
+  });
+
+  router.get('/security/factors/:fid/remove', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    const factor = (await factorService.listForUser(me.user.id)).find((f) => f.id === ctx.params.fid);
+    assertThat(factor, 'factor.not_found');
+    if (!(await fresh(me.binding))) return confirmPage(ctx, me, `/account/security/factors/${factor.id}/remove`);
+    await render(ctx, 'account/remove', { title: 'Remove a factor', factor });
+  });
+
+  router.post('/security/factors/:fid/remove', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    // Checked again here: the page may have been open longer than the window.
+    if (!(await fresh(me.binding))) return confirmPage(ctx, me, `/account/security/factors/${ctx.params.fid}/remove`);
+    await deps.removeFactor(me.user.id, ctx.params.fid!);
+    ctx.status = 303;
+    ctx.redirect('/account/security?done=removed');
+  });
+
+  return router;
+}
