@@ -80,7 +80,7 @@ export async function createApp(deps: AppDeps) {
 
   const keys = await loadProviderKeys(stores.keys, sealer);
   const provider: Provider = createProvider({
-    config, keys, users, ...policy,
+    config, clock, keys, users, ...policy,
     adapter: createAdapterClass({ db, clock, findClient: (id) => clients.providerMetadata(id) }),
     ...providerPages(),
   });

@@ -9,9 +9,11 @@ import type { UserService } from '../users/users.ts';
 import { ACR_VALUES } from '../mfa/amr.ts';
 import { createInteractionPolicy, type PolicyDeps } from './policy.ts';
 import { findAccountWith } from './account.ts';
+import type { Clock } from '../lib/clock.ts';
 
 export interface ProviderDeps extends PolicyDeps {
   config: Config;
+  clock: Clock;
   keys: ProviderKeys;
   adapter: NonNullable<Configuration['adapter']>;
   users: UserService;
@@ -84,7 +86,13 @@ export function createProvider(deps: ProviderDeps): Provider {
     // Explicit lifetimes (seconds); upstream warns on each use of a default.
     ttl: {
       Interaction: ttl.interaction,
-      Session: ttl.session,
+      // Absolute, not sliding: a session ends ttl.session after its last
+      // sign-in however busy it is (upstream re-arms the full TTL on every save).
+      Session: (_ctx, session) => {
+        const loginTs = (session as { loginTs?: number }).loginTs;
+        if (!loginTs) return ttl.session;
+        return Math.max(1, Math.floor(loginTs + ttl.session - deps.clock.now() / 1000));
+      },
       Grant: ttl.grant,
       AuthorizationCode: ttl.authorizationCode,
       AccessToken: ttl.accessToken,

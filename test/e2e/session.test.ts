@@ -128,6 +128,26 @@ describe('sessions and step-up', () => {
     expect(again.returned).to.equal(true);
   });
 
+  it('ends a session at its absolute lifetime, however active it has been', async () => {
+    await createUser(server, 'absolute@example.com');
+    const flow = new SignIn(server, optional);
+    await flow.start();
+    await flow.password('absolute@example.com');
+    await flow.finish();
+    const lifetime = server.config.ttl.session * 1000;
+
+    server.clock.advance(lifetime - 3_600_000);
+    const busy = new SignIn(server, optional, flow.agent);
+    await busy.start({ prompt: 'none' });
+    expect(busy.returned).to.equal(true);
+    expect(new URL(busy.page.location!).searchParams.get('code')).to.be.a('string');
+
+    server.clock.advance(3_600_000 + 1_000);
+    const late = new SignIn(server, optional, flow.agent);
+    const res = await late.start({ prompt: 'none' });
+    expect(new URL(res.location!).searchParams.get('error')).to.equal('login_required');
+  });
+
   it('signs out through RP-initiated logout and ends the session', async () => {
     await createUser(server, 'logout@example.com');
     const flow = new SignIn(server, optional);
