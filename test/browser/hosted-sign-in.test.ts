@@ -1,0 +1,95 @@
+/**
+ * The hosted pages in a real browser: password, enrolment by QR/key, a code,
+ * and back at the relying party with amr and acr in the ID token.
+ */
+import { expect } from 'chai';
+import type { Browser, Page } from 'playwright-core';
+import * as oidc from 'openid-client';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { REDIRECT_URI, createUser, registerClient, totpNow, type TestClient } from '../helpers/oidc-flow.ts';
+import { browserAvailable, launch, snap, assertNoErrorPage } from '../helpers/browser.ts';
+
+describe('hosted sign-in in a browser', function () {
+  this.timeout(60_000);
+  let server: TestServer;
+  let client: TestClient;
+  let browser: Browser;
+
+  before(async function () {
+    if (!browserAvailable()) this.skip();
+    server = await startServer();
+    client = await registerClient(server, { mfaPolicy: 'required' });
+    browser = await launch();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  /** Opens an authorization request and returns the page plus what the RP needs to finish. */
+  async function begin(): Promise<{ page: Page; verifier: string; state: string; returned: Promise<string> }> {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const url = oidc.buildAuthorizationUrl(client.config, {
+      redirect_uri: REDIRECT_URI, scope: 'openid email', state,
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const page = await (await browser.newContext()).newPage();
+    // The RP's redirect URI is not served: catch the navigation to it instead.
+    const returned = new Promise<string>((resolve) => {
+      void page.route(`${REDIRECT_URI}**`, (r) => {
+        resolve(r.request().url());
+        void r.fulfill({ status: 200, body: 'back at the app' });
+      });
+    });
+    await page.goto(url.href);
+    return { page, verifier, state, returned };
+  }
+
+  it('enrols an authenticator at first sign-in, then signs in with password and code', async () => {
+    await createUser(server, 'browser@example.com');
+    const first = await begin();
+    await snap(first.page, '01-password');
+    await first.page.fill('#email', 'browser@example.com');
+    await first.page.fill('#password', 'correct horse battery staple');
+    await first.page.click('button[type=submit]');
+    await assertNoErrorPage(first.page);
+    expect(await first.page.textContent('h1')).to.equal('Set up two-step verification');
+    await first.page.click('summary');
+    await snap(first.page, '02-enroll');
+    const secret = (await first.page.textContent('code.secret'))!.replace(/\s/g, '');
+
+    await first.page.fill('#code', '000000');
+    await first.page.click('button[type=submit]');
+    expect(await first.page.textContent('.alert')).to.include('That code is not correct');
+    await snap(first.page, '03-enroll-wrong-code');
+
+    await first.page.fill('#code', await totpNow(server, secret));
+    await first.page.click('button[type=submit]');
+    const callback = new URL(await first.returned);
+    const tokens = await oidc.authorizationCodeGrant(client.config, callback, { pkceCodeVerifier: first.verifier, expectedState: first.state });
+    expect(tokens.claims()!.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
+
+    server.clock.advance(30_000);
+    const second = await begin();
+    await second.page.fill('#email', 'browser@example.com');
+    await second.page.fill('#password', 'correct horse battery staple');
+    await second.page.click('button[type=submit]');
+    await assertNoErrorPage(second.page);
+    expect(await second.page.getAttribute('#code', 'autocomplete')).to.equal('one-time-code');
+    await snap(second.page, '04-code');
+    await second.page.fill('#code', await totpNow(server, secret));
+    await second.page.click('button[type=submit]');
+    const back = new URL(await second.returned);
+    expect(back.searchParams.get('code')).to.be.a('string');
+  });
+
+  it('shows the error page with a way back for an expired sign-in', async () => {
+    const page = await (await browser.newContext()).newPage();
+    const res = await page.goto(`${server.origin}/interaction/expired-or-unknown`);
+    expect(res!.status()).to.equal(400);
+    await snap(page, '05-expired');
+    expect(await page.textContent('.alert')).to.include('expired');
+    expect(await page.getAttribute('a.button', 'href')).to.equal('/');
+  });
+});
