@@ -35,6 +35,7 @@ const CODES = {
   'factor.not_active': [400, 'The factor is not active.'],
   'factor.type_unsupported': [400, 'That factor type is not supported.'],
   // Management API: clients.
+  'client.no_secret': [400, 'This client is public: it has no secret to rotate.'],
 } as const satisfies Record<string, readonly [number, string]>;
 
 export type ErrorCode = keyof typeof CODES;

@@ -1,9 +1,15 @@
 /**
  * OIDC clients live in our `clients` table; the provider reads them through
  * the adapter and never writes them.
+ *
+ * oidc-provider keeps no stale copy: `Client.find` asks the adapter on every
+ * request and caches built clients by a hash of the metadata it got back
+ * (lib/models/client.js, an LRU of 100), so an update or a deletion takes
+ * effect on the next request without any invalidation here.
  */
 import type { ClientsStore, ClientRecord } from '../store/clients.ts';
 import type { EventsStore } from '../store/events.ts';
+import type { Db } from '../store/db.ts';
 import type { Sealer } from '../lib/seal.ts';
 import type { MfaPolicy } from '../config.ts';
 import { isUniqueViolation } from '../store/db.ts';
@@ -21,18 +27,102 @@ export interface NewClient {
   mfaPolicy: MfaPolicy | null;
 }
 
-const CLIENT_ID = /^[A-Za-z0-9._~-]{1,100}$/;
+/** What an update may change; absent means unchanged. Public/confidential is fixed at creation. */
+export interface ClientUpdate {
+  name?: string;
+  redirectUris?: string[];
+  postLogoutRedirectUris?: string[];
+  firstParty?: boolean;
+  mfaPolicy?: MfaPolicy | null;
+}
 
-/** Redirect URIs must be absolute; plain http only for loopback (RFC 8252). */
-function assertRedirectUri(uri: string, field: string): void {
+/** Who changed a client, for the audit trail. */
+export interface ClientAuditContext {
+  actor?: string;
+  ip?: string;
+}
+
+/** A client as people and APIs see it: never the secret or its sealed form. */
+export interface ClientView {
+  clientId: string;
+  name: string;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  public: boolean;
+  firstParty: boolean;
+  mfaPolicy: MfaPolicy | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+const CLIENT_ID = /^[A-Za-z0-9._~-]{1,100}$/;
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+const MAX_NAME = 200;
+
+/** A scheme with a dot is a private-use (reverse domain) scheme: a native app (RFC 8252 §7.1). */
+const isPrivateUse = (url: URL) => url.protocol.slice(0, -1).includes('.');
+
+/**
+ * Redirect URIs must be absolute; plain http only for loopback (RFC 8252).
+ * A native client (one with any private-use scheme) may not use https on
+ * loopback, which oidc-provider refuses for native clients.
+ */
+function assertRedirectUri(uri: string, field: string, native: boolean): void {
   let url: URL;
   try { url = new URL(uri); } catch { throw new AppError('request.invalid', { message: `${uri} is not an absolute URL.`, details: { field } }); }
-  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  const loopback = LOOPBACK.has(url.hostname);
   const scheme = url.protocol.slice(0, -1);
-  const allowed = scheme === 'https' || (scheme === 'http' && loopback) || scheme.includes('.');
-  if (url.hash || !allowed) {
-    throw new AppError('request.invalid', { message: `${uri} is not an allowed redirect URI (https, loopback http, or a private-use scheme; no fragment).`, details: { field } });
+  const allowed = (scheme === 'https' && !(native && loopback)) || (scheme === 'http' && loopback) || isPrivateUse(url);
+  if (uri.includes('#') || !allowed) {
+    throw new AppError('request.invalid', {
+      message: `${uri} is not an allowed redirect URI (https, loopback http, or a private-use scheme; no fragment; no https on loopback next to a private-use scheme).`,
+      details: { field },
+    });
   }
+}
+
+/**
+ * The provider metadata for a client's editable fields, validated so that
+ * oidc-provider accepts it when it loads the client: a client it refuses
+ * could never sign anyone in.
+ * @throws AppError request.invalid naming the field
+ */
+function metadataOf(f: { name: string; redirectUris: string[]; postLogoutRedirectUris: string[]; public: boolean }): Record<string, unknown> {
+  const name = f.name.normalize('NFC').trim();
+  if (name.length === 0 || name.length > MAX_NAME) {
+    throw new AppError('request.invalid', { message: `A client name is 1–${MAX_NAME} characters.`, details: { field: 'name' } });
+  }
+  if (f.redirectUris.length === 0) throw new AppError('request.invalid', { message: 'At least one redirect URI is needed.', details: { field: 'redirectUris' } });
+  // oidc-provider accepts private-use schemes only from native clients (client_schema.js redirectUris()).
+  const native = [...f.redirectUris, ...f.postLogoutRedirectUris].some((u) => URL.canParse(u) && isPrivateUse(new URL(u)));
+  f.redirectUris.forEach((u) => assertRedirectUri(u, 'redirectUris', native));
+  f.postLogoutRedirectUris.forEach((u) => assertRedirectUri(u, 'postLogoutRedirectUris', native));
+  return {
+    client_name: name,
+    application_type: native ? 'native' : 'web',
+    redirect_uris: [...new Set(f.redirectUris)],
+    post_logout_redirect_uris: [...new Set(f.postLogoutRedirectUris)],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: f.public ? 'none' : 'client_secret_basic',
+  };
+}
+
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+/** The public view of a stored client. */
+export function clientView(c: ClientRecord): ClientView {
+  return {
+    clientId: c.clientId,
+    name: String(c.metadata.client_name ?? ''),
+    redirectUris: strings(c.metadata.redirect_uris),
+    postLogoutRedirectUris: strings(c.metadata.post_logout_redirect_uris),
+    public: c.metadata.token_endpoint_auth_method === 'none',
+    firstParty: c.firstParty,
+    mfaPolicy: c.mfaPolicy,
+    createdAt: c.createdAt,
+    updatedAt: c.updatedAt,
+  };
 }
 
 export type ClientService = ReturnType<typeof createClientService>;
@@ -40,37 +130,89 @@ export type ClientService = ReturnType<typeof createClientService>;
 export function createClientService(deps: { clients: ClientsStore; events: EventsStore; sealer: Sealer }) {
   const { clients, events, sealer } = deps;
   const context = (id: string) => `client:${id}`;
+
+  /** Records an event about `clientId` inside `trx`. Never a secret in `details`. */
+  function audit(trx: Db, type: 'client.created' | 'client.updated' | 'client.deleted', clientId: string, ctx: ClientAuditContext, details: Record<string, unknown> = {}) {
+    return events.record({ type, clientId, ip: ctx.ip ?? null, details: { ...details, ...(ctx.actor ? { actor: ctx.actor } : {}) } }, trx);
+  }
+
+  /** @throws AppError client.not_found */
+  async function get(clientId: string): Promise<ClientRecord> {
+    const client = await clients.find(clientId);
+    if (!client) throw new AppError('client.not_found');
+    return client;
+  }
+
   return {
     /**
      * @returns the record and, for confidential clients, the secret (shown once).
-     * @throws AppError request.invalid, client.id_taken
+     * @throws AppError request.invalid (naming the field), client.id_taken
      */
-    async create(input: NewClient): Promise<{ client: ClientRecord; clientSecret: string | null }> {
+    async create(input: NewClient, ctx: ClientAuditContext = {}): Promise<{ client: ClientRecord; clientSecret: string | null }> {
       const clientId = input.clientId ?? randomToken(16);
       if (!CLIENT_ID.test(clientId)) throw new AppError('request.invalid', { message: 'A client id is 1–100 letters, digits, dots, dashes, underscores or tildes.', details: { field: 'clientId' } });
-      if (input.redirectUris.length === 0) throw new AppError('request.invalid', { message: 'At least one redirect URI is needed.', details: { field: 'redirectUris' } });
-      input.redirectUris.forEach((u) => assertRedirectUri(u, 'redirectUris'));
-      (input.postLogoutRedirectUris ?? []).forEach((u) => assertRedirectUri(u, 'postLogoutRedirectUris'));
+      const metadata = metadataOf({ ...input, postLogoutRedirectUris: input.postLogoutRedirectUris ?? [] });
       const clientSecret = input.public ? null : randomToken(32);
-      const metadata = {
-        client_name: input.name,
-        redirect_uris: input.redirectUris,
-        post_logout_redirect_uris: input.postLogoutRedirectUris ?? [],
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        token_endpoint_auth_method: input.public ? 'none' : 'client_secret_basic',
-      };
       try {
-        const client = await clients.insert({
-          clientId, metadata, clientSecretSealed: clientSecret ? sealer.seal(clientSecret, context(clientId)) : null,
-          mfaPolicy: input.mfaPolicy, firstParty: input.firstParty,
+        const client = await clients.transaction(async (trx) => {
+          const inserted = await clients.insert({
+            clientId, metadata, clientSecretSealed: clientSecret ? sealer.seal(clientSecret, context(clientId)) : null,
+            mfaPolicy: input.mfaPolicy, firstParty: input.firstParty,
+          }, trx);
+          await audit(trx, 'client.created', clientId, ctx);
+          return inserted;
         });
-        await events.record({ type: 'client.created', clientId });
         return { client, clientSecret };
       } catch (err) {
         if (isUniqueViolation(err)) throw new AppError('client.id_taken');
         throw err;
       }
+    },
+
+    /**
+     * Changes the given fields, validated as on creation against the client
+     * as it will be. The provider sees the change on its next request.
+     * @throws AppError client.not_found, request.invalid (naming the field)
+     */
+    async update(clientId: string, patch: ClientUpdate, ctx: ClientAuditContext = {}): Promise<ClientRecord> {
+      return clients.transaction(async (trx) => {
+        const current = await clients.findForUpdate(clientId, trx);
+        if (!current) throw new AppError('client.not_found');
+        const view = clientView(current);
+        const metadata = metadataOf({
+          name: patch.name ?? view.name, public: view.public,
+          redirectUris: patch.redirectUris ?? view.redirectUris,
+          postLogoutRedirectUris: patch.postLogoutRedirectUris ?? view.postLogoutRedirectUris,
+        });
+        const updated = await clients.update(clientId, {
+          metadata: { ...current.metadata, ...metadata },
+          ...(patch.firstParty !== undefined ? { firstParty: patch.firstParty } : {}),
+          ...(patch.mfaPolicy !== undefined ? { mfaPolicy: patch.mfaPolicy } : {}),
+        }, { trx });
+        await audit(trx, 'client.updated', clientId, ctx, { changed: Object.keys(patch).filter((k) => patch[k as keyof ClientUpdate] !== undefined).sort() });
+        return updated!;
+      });
+    },
+
+    /**
+     * Replaces a confidential client's secret; the old one stops working at
+     * once (no overlap), so the caller deploys the new one first.
+     * @returns the new secret (shown once).
+     * @throws AppError client.not_found, client.no_secret
+     */
+    async rotateSecret(clientId: string, ctx: ClientAuditContext = {}): Promise<string> {
+      const clientSecret = randomToken(32);
+      const rotated = await clients.transaction(async (trx) => {
+        // Conditional on having a secret: a public client must not gain one.
+        const updated = await clients.update(clientId, { clientSecretSealed: sealer.seal(clientSecret, context(clientId)) }, { ifConfidential: true, trx });
+        if (updated) await audit(trx, 'client.updated', clientId, ctx, { changed: ['secret'] });
+        return updated !== undefined;
+      });
+      if (!rotated) {
+        await get(clientId);
+        throw new AppError('client.no_secret');
+      }
+      return clientSecret;
     },
 
     /** The metadata oidc-provider loads, secret and Twofold's own fields included. */
@@ -87,12 +229,21 @@ export function createClientService(deps: { clients: ClientsStore; events: Event
     },
 
     find: (clientId: string) => clients.find(clientId),
+    get,
     list: () => clients.list(),
 
-    /** @throws AppError client.not_found */
-    async delete(clientId: string): Promise<void> {
-      if (!(await clients.delete(clientId))) throw new AppError('client.not_found');
-      await events.record({ type: 'client.deleted', clientId });
+    /**
+     * Deletes the client with every grant and token issued to it, so a later
+     * client with the same id starts from nothing.
+     * @throws AppError client.not_found
+     */
+    async delete(clientId: string, ctx: ClientAuditContext = {}): Promise<void> {
+      const deleted = await clients.transaction(async (trx) => {
+        if (!(await clients.delete(clientId, trx))) return false;
+        await audit(trx, 'client.deleted', clientId, ctx);
+        return true;
+      });
+      if (!deleted) throw new AppError('client.not_found');
     },
   };
 }

@@ -15,6 +15,9 @@ export interface ClientRecord {
   updatedAt: number;
 }
 
+/** The columns an update may change; absent means unchanged. */
+export type ClientChanges = Partial<Pick<ClientRecord, 'metadata' | 'clientSecretSealed' | 'mfaPolicy' | 'firstParty'>>;
+
 interface Row {
   client_id: string; metadata: string; client_secret_sealed: string | null; mfa_policy: string | null;
   first_party: boolean | number; created_at: number; updated_at: number;
@@ -30,28 +33,78 @@ function toRecord(r: Row): ClientRecord {
 
 export type ClientsStore = ReturnType<typeof createClientsStore>;
 
+/**
+ * Every write takes an optional `trx` so a change and its audit event are
+ * written together. With SQLite's single connection, a query inside a
+ * transaction that does not use `trx` would wait forever for the pool.
+ */
 export function createClientsStore(db: Db, clock: Clock) {
   return {
+    transaction: <T>(fn: (trx: Db) => Promise<T>): Promise<T> => db.transaction(fn),
+
     /** @throws the driver's unique violation when the id is taken. */
-    async insert(c: Omit<ClientRecord, 'createdAt' | 'updatedAt'>): Promise<ClientRecord> {
+    async insert(c: Omit<ClientRecord, 'createdAt' | 'updatedAt'>, trx: Db = db): Promise<ClientRecord> {
       const now = clock.now();
       const row: Row = {
         client_id: c.clientId, metadata: JSON.stringify(c.metadata), client_secret_sealed: c.clientSecretSealed,
         mfa_policy: c.mfaPolicy, first_party: c.firstParty, created_at: now, updated_at: now,
       };
-      await db('clients').insert(row);
+      await trx('clients').insert(row);
       return toRecord(row);
     },
     async find(clientId: string): Promise<ClientRecord | undefined> {
       const r = await db<Row>('clients').where({ client_id: clientId }).first();
       return r && toRecord(r);
     },
+    /**
+     * Reads a client inside `trx` and, on PostgreSQL, locks its row until the
+     * transaction ends, so two read-modify-write updates cannot lose each
+     * other's changes (SQLite's single writer serialises them anyway).
+     */
+    async findForUpdate(clientId: string, trx: Db): Promise<ClientRecord | undefined> {
+      const r = await trx<Row>('clients').where({ client_id: clientId }).forUpdate().first();
+      return r && toRecord(r);
+    },
     async list(): Promise<ClientRecord[]> {
       return (await db<Row>('clients').orderBy('client_id')).map(toRecord);
     },
-    /** @returns false when no such client. */
-    async delete(clientId: string): Promise<boolean> {
-      return (await db('clients').where({ client_id: clientId }).del()) > 0;
+    /**
+     * Applies `changes` and bumps `updated_at`; with `ifConfidential`, only
+     * while the client has a secret (one conditional write).
+     * @returns the client as changed, or undefined when no row matched.
+     */
+    async update(clientId: string, changes: ClientChanges, options: { ifConfidential?: boolean; trx?: Db } = {}): Promise<ClientRecord | undefined> {
+      const trx = options.trx ?? db;
+      const row: Partial<Row> = { updated_at: clock.now() };
+      if (changes.metadata !== undefined) row.metadata = JSON.stringify(changes.metadata);
+      if (changes.clientSecretSealed !== undefined) row.client_secret_sealed = changes.clientSecretSealed;
+      if (changes.mfaPolicy !== undefined) row.mfa_policy = changes.mfaPolicy;
+      if (changes.firstParty !== undefined) row.first_party = changes.firstParty;
+      const q = trx('clients').where({ client_id: clientId });
+      if (options.ifConfidential) q.whereNotNull('client_secret_sealed');
+      if ((await q.update(row)) === 0) return undefined;
+      const r = await trx<Row>('clients').where({ client_id: clientId }).first();
+      return r && toRecord(r);
+    },
+    /**
+     * Deletes the client and everything oidc-provider issued to it (grants,
+     * codes, access and refresh tokens, pending interactions). Without this,
+     * a client later created with the same id would inherit the old client's
+     * grants and could redeem its refresh tokens.
+     * @returns false when no such client.
+     */
+    async delete(clientId: string, trx: Db = db): Promise<boolean> {
+      if ((await trx('clients').where({ client_id: clientId }).del()) === 0) return false;
+      // The payload is JSON text with no client column; a client id is
+      // [A-Za-z0-9._~-] so it appears verbatim, and a quote inside any other
+      // string would be escaped (\"), so this matches only the real property.
+      // A full scan, acceptable for a rare administrative action.
+      const id = clientId.replace(/[!%_]/g, '!$&');
+      await trx('oidc_payloads')
+        .whereRaw("payload like ? escape '!'", [`%"clientId":"${id}"%`])
+        .orWhereRaw("payload like ? escape '!'", [`%"client_id":"${id}"%`])
+        .del();
+      return true;
     },
   };
 }
