@@ -98,6 +98,8 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
       },
       async handler({ body, key }) {
         const challenge = await challenges.find(body.twoFactorId, bindingOf(key));
+        // A client deleted since the challenge began gets no token.
+        if (!(await clients.find(challenge.clientId))) throw new AppError('mfa.challenge_not_found');
         const outcome = await challenges.verify(challenge, { methodId: body.methodId, code: body.code });
         const user = await users.findById(outcome.userId);
         if (!user) throw new AppError('mfa.challenge_not_found');
