@@ -1,4 +1,5 @@
 import type { Db } from './db.ts';
+import { parseJson } from './db.ts';
 import type { Clock } from '../lib/clock.ts';
 
 /** Audit event types. Append-only: nothing updates or deletes an event. */
@@ -21,6 +22,39 @@ export interface AuditEvent {
   details?: Record<string, unknown>;
 }
 
+/** An event as recorded: ids increase with every insert. */
+export interface StoredEvent {
+  id: number;
+  at: number;
+  type: EventType;
+  userId: string | null;
+  clientId: string | null;
+  ip: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface EventFilter {
+  type?: EventType;
+  userId?: string;
+  /** Milliseconds; inclusive. */
+  since?: number;
+  /** Milliseconds; exclusive. */
+  until?: number;
+  /** Only events older than this id (the previous page's last). */
+  beforeId?: number;
+  limit: number;
+}
+
+interface Row {
+  id: number | string; at: number | string; type: string; user_id: string | null; client_id: string | null;
+  ip: string | null; details: string;
+}
+
+const toEvent = (r: Row): StoredEvent => ({
+  id: Number(r.id), at: Number(r.at), type: r.type as EventType, userId: r.user_id, clientId: r.client_id,
+  ip: r.ip, details: parseJson(r.details),
+});
+
 export type EventsStore = ReturnType<typeof createEventsStore>;
 
 export function createEventsStore(db: Db, clock: Clock) {
@@ -31,15 +65,24 @@ export function createEventsStore(db: Db, clock: Clock) {
         ip: e.ip ?? null, details: JSON.stringify(e.details ?? {}),
       });
     },
-    async list(filter: { type?: string; userId?: string; limit: number }): Promise<Array<AuditEvent & { id: number; at: number }>> {
-      const q = db('events').orderBy('id', 'desc').limit(filter.limit);
-      if (filter.type) q.where({ type: filter.type });
-      if (filter.userId) q.where({ user_id: filter.userId });
-      const rows = await q;
-      return rows.map((r: Record<string, unknown>) => ({
-        id: Number(r.id), at: Number(r.at), type: r.type as EventType, userId: r.user_id as string | null,
-        clientId: r.client_id as string | null, ip: r.ip as string | null, details: JSON.parse(r.details as string),
-      }));
+
+    /**
+     * Newest first (by id: `at` can repeat and a clock can step back, the id
+     * cannot). `nextBeforeId` is the `beforeId` of the next page, or null
+     * when this is the last.
+     */
+    async page(filter: EventFilter): Promise<{ events: StoredEvent[]; nextBeforeId: number | null }> {
+      // One extra row tells whether another page exists without a count query.
+      const q = db<Row>('events').orderBy('id', 'desc').limit(filter.limit + 1);
+      if (filter.type !== undefined) q.where({ type: filter.type });
+      if (filter.userId !== undefined) q.where({ user_id: filter.userId });
+      if (filter.since !== undefined) q.where('at', '>=', filter.since);
+      if (filter.until !== undefined) q.where('at', '<', filter.until);
+      if (filter.beforeId !== undefined) q.where('id', '<', filter.beforeId);
+      const rows = (await q).map(toEvent);
+      const more = rows.length > filter.limit;
+      const events = more ? rows.slice(0, filter.limit) : rows;
+      return { events, nextBeforeId: more ? events[events.length - 1]!.id : null };
     },
   };
 }

@@ -1,7 +1,132 @@
-import type { ApiRoute } from './route.ts';
+/**
+ * Management API for users (Okta-style lifecycle paths):
+ *
+ *   POST   /api/v1/users                            {email, name?, password?} → 201 user
+ *   GET    /api/v1/users?q=&limit=&after=           → 200 {users, nextCursor}
+ *   GET    /api/v1/users/:id                        → 200 user
+ *   PATCH  /api/v1/users/:id                        {email?, name?, password?} → 200 user
+ *   POST   /api/v1/users/:id/lifecycle/suspend      → 200 user
+ *   POST   /api/v1/users/:id/lifecycle/unsuspend    → 200 user
+ *   DELETE /api/v1/users/:id                        → 204
+ *
+ * Responses are built by userBody, which never carries the password hash.
+ */
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { route, ErrorBody, type ApiRoute } from './route.ts';
+import { UserBody, userBody } from './shapes.ts';
 import type { ApiDeps } from './index.ts';
+import type { ApiKeyRecord } from '../../store/api-keys.ts';
+import type { AuditContext } from '../../users/users.ts';
 
-// Placeholder while the users management routes are written (issue 3).
-export function userRoutes(_deps: ApiDeps): ApiRoute[] {
-  return [];
+const Params = z.object({ id: z.string().min(1).max(100) });
+const UserList = z.object({ users: z.array(UserBody), nextCursor: z.string().nullable() });
+
+const notFound = { description: 'No such user', schema: ErrorBody };
+const emailTaken = { description: 'Another user has that email address', schema: ErrorBody };
+
+/** Cursors are opaque to callers: base64url of the last email of the previous page. */
+function encodeCursor(email: string): string {
+  return Buffer.from(JSON.stringify({ e: email }), 'utf8').toString('base64url');
+}
+
+const Cursor = z.string().max(1500).transform((raw, ctx) => {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
+    if (typeof v === 'object' && v !== null && typeof (v as { e?: unknown }).e === 'string') return (v as { e: string }).e;
+  } catch { /* reported below */ }
+  ctx.addIssue({ code: 'custom', message: 'not a cursor this API gave out' });
+  return z.NEVER;
+});
+
+// Strict bodies: a misspelt `password` must not quietly create a user without one.
+const CreateBody = z.strictObject({ email: z.string(), name: z.string().nullable().optional(), password: z.string().optional() });
+const PatchBody = z.strictObject({ email: z.string().optional(), name: z.string().nullable().optional(), password: z.string().optional() })
+  .refine((b) => b.email !== undefined || b.name !== undefined || b.password !== undefined, 'give at least one of email, name and password');
+
+const auditOf = (key: ApiKeyRecord | null, ctx: Context): AuditContext => ({ actor: `api_key:${key!.id}`, ip: ctx.ip });
+
+export function userRoutes(deps: ApiDeps): ApiRoute[] {
+  const { users } = deps;
+  const lifecycle = (action: 'suspend' | 'unsuspend', summary: string) => route({
+    method: 'post', path: `/api/v1/users/:id/lifecycle/${action}`, tag: 'Users', scopes: ['users:write'], summary,
+    params: Params,
+    responses: {
+      200: { description: 'The user, in its new status', schema: UserBody },
+      404: notFound,
+      409: { description: 'The user is already in that status (user.already_in_state)', schema: ErrorBody },
+    },
+    async handler({ params, key, ctx }) {
+      return { status: 200, body: userBody(await users[action](params.id, auditOf(key, ctx))) };
+    },
+  });
+
+  return [
+    route({
+      method: 'post', path: '/api/v1/users', tag: 'Users', scopes: ['users:write'],
+      summary: 'Create a user, with or without a password',
+      body: CreateBody,
+      responses: {
+        201: { description: 'The new user', schema: UserBody },
+        409: emailTaken,
+      },
+      async handler({ body, key, ctx }) {
+        const user = await users.create(body, auditOf(key, ctx));
+        return { status: 201, body: userBody(user), headers: { Location: `/api/v1/users/${user.id}` } };
+      },
+    }),
+
+    route({
+      method: 'get', path: '/api/v1/users', tag: 'Users', scopes: ['users:read'],
+      summary: 'List users in email order, optionally searching email and name',
+      query: z.object({
+        q: z.string().max(200).optional(),
+        limit: z.coerce.number().int().min(1).max(200).default(50),
+        after: Cursor.optional(),
+      }),
+      responses: { 200: { description: 'One page of users; nextCursor is null on the last', schema: UserList } },
+      async handler({ query }) {
+        const page = await users.page({ q: query.q, limit: query.limit, afterEmail: query.after });
+        return {
+          status: 200,
+          body: { users: page.users.map(userBody), nextCursor: page.nextAfter === null ? null : encodeCursor(page.nextAfter) },
+        };
+      },
+    }),
+
+    route({
+      method: 'get', path: '/api/v1/users/:id', tag: 'Users', scopes: ['users:read'],
+      summary: 'Get a user',
+      params: Params,
+      responses: { 200: { description: 'The user', schema: UserBody }, 404: notFound },
+      async handler({ params }) {
+        return { status: 200, body: userBody(await users.get(params.id)) };
+      },
+    }),
+
+    route({
+      method: 'patch', path: '/api/v1/users/:id', tag: 'Users', scopes: ['users:write'],
+      summary: 'Change a user\'s email, name or password',
+      params: Params,
+      body: PatchBody,
+      responses: { 200: { description: 'The user as changed', schema: UserBody }, 404: notFound, 409: emailTaken },
+      async handler({ params, body, key, ctx }) {
+        return { status: 200, body: userBody(await users.update(params.id, body, auditOf(key, ctx))) };
+      },
+    }),
+
+    lifecycle('suspend', 'Suspend a user: password sign-in is refused and its tokens stop yielding claims'),
+    lifecycle('unsuspend', 'Let a suspended user sign in again'),
+
+    route({
+      method: 'delete', path: '/api/v1/users/:id', tag: 'Users', scopes: ['users:write'],
+      summary: 'Delete a user with its factors and challenges',
+      params: Params,
+      responses: { 204: { description: 'Deleted' }, 404: notFound },
+      async handler({ params, key, ctx }) {
+        await users.delete(params.id, auditOf(key, ctx));
+        return { status: 204 };
+      },
+    }),
+  ];
 }

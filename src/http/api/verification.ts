@@ -102,7 +102,8 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
         if (!(await clients.find(challenge.clientId))) throw new AppError('mfa.challenge_not_found');
         const outcome = await challenges.verify(challenge, { methodId: body.methodId, code: body.code });
         const user = await users.findById(outcome.userId);
-        if (!user) throw new AppError('mfa.challenge_not_found');
+        // Suspended while the challenge was pending: no token.
+        if (!user || user.status !== 'ACTIVE') throw new AppError('mfa.challenge_not_found');
         return completed(user, outcome.clientId, outcome.amr, outcome.acr, outcome.appState);
       },
     }),
