@@ -80,6 +80,37 @@ export function createFactorsStore(db: Db, clock: Clock) {
         });
       return n === 1;
     },
+    /** A factor only if it belongs to `userId`, so one user's id never reaches another user's factor. */
+    async findOfUser(userId: string, id: string): Promise<Factor | undefined> {
+      const r = await db<Row>('factors').where({ id, user_id: userId }).first();
+      return r && toFactor(r);
+    },
+    async hasActiveOfType(userId: string, type: FactorType): Promise<boolean> {
+      const r = await db('factors').where({ user_id: userId, type, status: 'ACTIVE' }).first('id');
+      return r !== undefined;
+    },
+    /**
+     * Merges `patch` into the factor's settings JSON (non-secret metadata such
+     * as the management API's `provider`). Read and write share a transaction.
+     * @returns the updated factor, or undefined when no such factor.
+     */
+    async mergeSettings(id: string, patch: Record<string, unknown>): Promise<Factor | undefined> {
+      return db.transaction(async (trx) => {
+        const r = await trx<Row>('factors').where({ id }).first();
+        if (!r) return undefined;
+        const changes = { settings: JSON.stringify({ ...parseJson<Record<string, unknown>>(r.settings), ...patch }), updated_at: clock.now() };
+        await trx('factors').where({ id }).update(changes);
+        return toFactor({ ...r, ...changes });
+      });
+    },
+    /** @returns false when `userId` has no factor `id`. */
+    async deleteOfUser(userId: string, id: string, trx: Db = db): Promise<boolean> {
+      return (await trx('factors').where({ id, user_id: userId }).del()) > 0;
+    },
+    /** @returns how many factors were deleted. */
+    async deleteAllOfUser(userId: string, trx: Db = db): Promise<number> {
+      return trx('factors').where({ user_id: userId }).del();
+    },
     async deletePendingOfType(userId: string, type: FactorType, exceptId?: string): Promise<void> {
       const q = db('factors').where({ user_id: userId, type, status: 'PENDING_ACTIVATION' });
       if (exceptId) q.whereNot({ id: exceptId });

@@ -1,0 +1,236 @@
+/**
+ * Factor management for the admin API (Okta's Factors API lifecycle):
+ * enrol → PENDING_ACTIVATION, activate with a first code → ACTIVE, verify,
+ * delete, reset all. No HTTP here; the routes map results to Okta's shapes.
+ *
+ * Every lookup is scoped to the user in the path, so a factor id of another
+ * user answers exactly like an unknown one.
+ */
+import type { Db } from '../store/db.ts';
+import type { Factor, FactorStatus, FactorType, FactorsStore } from '../store/factors.ts';
+import type { EventsStore, EventType } from '../store/events.ts';
+import type { User } from '../store/users.ts';
+import type { FactorService } from './factors/index.ts';
+import { totpQrPng, type TotpSettings } from './factors/totp.ts';
+import { AppError, assertThat } from '../errors.ts';
+
+export const FACTOR_TYPES = ['token:software:totp'] as const satisfies readonly FactorType[];
+
+/**
+ * Who the authenticator app is, in Okta's words (OKTA = Okta Verify, GOOGLE =
+ * Google Authenticator). TWOFOLD: any app, and every factor enrolled through
+ * the sign-in pages. The code check is the same for all three.
+ */
+export const TOTP_PROVIDERS = ['OKTA', 'GOOGLE', 'TWOFOLD'] as const;
+export type TotpProvider = (typeof TOTP_PROVIDERS)[number];
+
+// The name the sign-in pages show for the factor.
+const LABELS: Record<TotpProvider, string> = { OKTA: 'Okta Verify', GOOGLE: 'Google Authenticator', TWOFOLD: 'Authenticator app' };
+
+/** Who made a change, for the audit trail (same shape as the users service's). */
+export interface AuditContext {
+  /** `api_key:<id>` */
+  actor?: string;
+  ip?: string;
+}
+
+/** A factor as the management API describes it: never its secret. */
+export interface FactorView {
+  id: string;
+  userId: string;
+  factorType: FactorType;
+  provider: TotpProvider;
+  status: FactorStatus;
+  /** The account name the authenticator shows (the user's email). */
+  credentialId: string;
+  createdAt: number;
+  updatedAt: number;
+  /** When a code was last accepted (activation included). */
+  lastVerifiedAt: number | null;
+}
+
+export interface Enrolment {
+  factor: FactorView;
+  /** Base32 seed: answered once, by enrol, never again. */
+  secret: string;
+  uri: string;
+  settings: TotpSettings;
+}
+
+export type FactorAdmin = ReturnType<typeof createFactorAdmin>;
+
+export function createFactorAdmin(deps: {
+  db: Db;
+  users: { findById(id: string): Promise<User | undefined> };
+  factors: FactorsStore;
+  events: EventsStore;
+  factorService: FactorService;
+}) {
+  const { db, users, factors, events, factorService } = deps;
+
+  function providerOf(f: Factor): TotpProvider {
+    const p = f.settings.provider;
+    return (TOTP_PROVIDERS as readonly unknown[]).includes(p) ? p as TotpProvider : 'TWOFOLD';
+  }
+
+  function view(f: Factor, user: User): FactorView {
+    return {
+      id: f.id, userId: f.userId, factorType: f.type, provider: providerOf(f), status: f.status, credentialId: user.email,
+      createdAt: f.createdAt, updatedAt: f.updatedAt, lastVerifiedAt: f.lastUsedAt,
+    };
+  }
+
+  function audit(type: EventType, userId: string, context: AuditContext, details: Record<string, unknown>, trx: Db = db) {
+    return events.record({ type, userId, ip: context.ip ?? null, details: { ...details, ...(context.actor ? { actor: context.actor } : {}) } }, trx);
+  }
+
+  /** @throws AppError user.not_found */
+  async function userOf(userId: string): Promise<User> {
+    const user = await users.findById(userId);
+    assertThat(user, 'user.not_found');
+    return user;
+  }
+
+  /** @throws AppError user.not_found, factor.not_found */
+  async function owned(userId: string, factorId: string): Promise<{ user: User; factor: Factor }> {
+    const user = await userOf(userId);
+    const factor = await factors.findOfUser(user.id, factorId);
+    assertThat(factor, 'factor.not_found');
+    return { user, factor };
+  }
+
+  /**
+   * Checks a code and spends its time step with the same guarded write as
+   * sign-in, so a code is good once even across concurrent requests.
+   * @returns false for a wrong, malformed or replayed code (one answer).
+   */
+  async function spend(factor: Factor, passCode: string, activate: boolean, onAccept: (trx: Db) => Promise<void>): Promise<boolean> {
+    const step = await factorService.matchTotp(factor, passCode);
+    if (step === null) return false;
+    return db.transaction(async (trx) => {
+      if (!(await factors.acceptTimeStep(factor.id, step, activate, trx))) return false;
+      await onAccept(trx);
+      return true;
+    });
+  }
+
+  return {
+    /**
+     * Creates a PENDING_ACTIVATION factor with a new sealed seed and replaces
+     * any earlier pending one of the same type (an abandoned seed is useless).
+     * @throws AppError user.not_found, factor.type_unsupported (type, or
+     *   provider for the type), factor.already_enrolled (an ACTIVE one exists)
+     */
+    async enroll(input: { userId: string; factorType: string; provider?: string | undefined; settings?: Partial<TotpSettings> | undefined }, context: AuditContext = {}): Promise<Enrolment> {
+      const user = await userOf(input.userId);
+      if (!(FACTOR_TYPES as readonly string[]).includes(input.factorType)) {
+        throw new AppError('factor.type_unsupported', { details: { factorType: input.factorType, supported: FACTOR_TYPES } });
+      }
+      const provider = input.provider ?? 'TWOFOLD';
+      if (!(TOTP_PROVIDERS as readonly string[]).includes(provider)) {
+        throw new AppError('factor.type_unsupported', {
+          message: `${input.factorType} is offered by the providers ${TOTP_PROVIDERS.join(', ')}.`,
+          details: { factorType: input.factorType, provider, supported: TOTP_PROVIDERS },
+        });
+      }
+      const type = 'token:software:totp';
+      // A second active authenticator would be enrolled without proof of the first; remove it first.
+      if (await factors.hasActiveOfType(user.id, type)) throw new AppError('factor.already_enrolled', { details: { factorType: type } });
+
+      const { factor, secret, uri } = await factorService.enrollTotp({
+        userId: user.id, accountName: user.email, name: LABELS[provider as TotpProvider], ...(input.settings ? { settings: input.settings } : {}),
+      });
+      // enrollTotp stores TOTP settings only; the provider is added to them here.
+      const stored = await factors.mergeSettings(factor.id, { provider });
+      assertThat(stored, 'factor.not_found');
+      await factors.deletePendingOfType(user.id, type, factor.id);
+      await audit('factor.enrolled', user.id, context, { factorId: factor.id, type, provider });
+      return { factor: view(stored, user), secret, uri, settings: factorService.settingsOf(stored) };
+    },
+
+    /**
+     * Activates a pending factor with a first code from the authenticator.
+     * @returns the ACTIVE factor, or null when the code is wrong, malformed or
+     *   replayed.
+     * @throws AppError user.not_found, factor.not_found, factor.not_pending
+     */
+    async activate(userId: string, factorId: string, passCode: string, context: AuditContext = {}): Promise<FactorView | null> {
+      const { user, factor } = await owned(userId, factorId);
+      assertThat(factor.status === 'PENDING_ACTIVATION', 'factor.not_pending', { status: factor.status });
+      const ok = await spend(factor, passCode, true, (trx) => audit('factor.activated', user.id, context, { factorId, type: factor.type }, trx));
+      if (!ok) {
+        await audit('factor.verify_failed', user.id, context, { factorId, during: 'activation' });
+        return null;
+      }
+      const activated = await factors.findOfUser(user.id, factorId);
+      assertThat(activated, 'factor.not_found');
+      return view(activated, user);
+    },
+
+    /**
+     * Checks a code against an ACTIVE factor. A suspended user's factor never
+     * verifies: apps take SUCCESS as "let them in".
+     * @returns true when accepted; false for a wrong, malformed or replayed
+     *   code (deliberately one answer).
+     * @throws AppError user.not_found, factor.not_found, factor.not_active,
+     *   user.suspended
+     */
+    async verify(userId: string, factorId: string, passCode: string, context: AuditContext = {}): Promise<boolean> {
+      const { user, factor } = await owned(userId, factorId);
+      assertThat(factor.status === 'ACTIVE', 'factor.not_active', { status: factor.status });
+      assertThat(user.status === 'ACTIVE', 'user.suspended');
+      const ok = await spend(factor, passCode, false, (trx) => audit('factor.verified', user.id, context, { factorId }, trx));
+      if (!ok) await audit('factor.verify_failed', user.id, context, { factorId });
+      return ok;
+    },
+
+    /** The user's factors, pending ones included, oldest first. @throws AppError user.not_found */
+    async list(userId: string): Promise<FactorView[]> {
+      const user = await userOf(userId);
+      return (await factors.listByUser(user.id)).map((f) => view(f, user));
+    },
+
+    /** @throws AppError user.not_found, factor.not_found */
+    async get(userId: string, factorId: string): Promise<FactorView> {
+      const { user, factor } = await owned(userId, factorId);
+      return view(factor, user);
+    },
+
+    /**
+     * The otpauth URI as a QR code PNG. It carries the seed, so it exists only
+     * while the factor waits for activation.
+     * @throws AppError user.not_found, factor.not_found (also once active)
+     */
+    async qrPng(userId: string, factorId: string): Promise<Buffer> {
+      const { user, factor } = await owned(userId, factorId);
+      if (factor.status !== 'PENDING_ACTIVATION') {
+        throw new AppError('factor.not_found', { message: 'The factor has no QR code: it is not waiting for activation.' });
+      }
+      return totpQrPng(factorService.pendingTotpDetails(factor, user.email).uri);
+    },
+
+    /** @throws AppError user.not_found, factor.not_found */
+    async remove(userId: string, factorId: string, context: AuditContext = {}): Promise<void> {
+      const { user, factor } = await owned(userId, factorId);
+      await db.transaction(async (trx) => {
+        // Gone since it was read (a concurrent delete or reset): same answer as unknown.
+        if (!(await factors.deleteOfUser(user.id, factor.id, trx))) throw new AppError('factor.not_found');
+        await audit('factor.deleted', user.id, context, { factorId, type: factor.type, status: factor.status }, trx);
+      });
+    },
+
+    /**
+     * Deletes every factor of the user (Okta's reset_factors).
+     * @returns how many were deleted.
+     * @throws AppError user.not_found
+     */
+    async reset(userId: string, context: AuditContext = {}): Promise<number> {
+      const user = await userOf(userId);
+      return db.transaction(async (trx) => {
+        const count = await factors.deleteAllOfUser(user.id, trx);
+        await audit('factor.reset', user.id, context, { count }, trx);
+        return count;
+      });
+    },
+  };
+}
