@@ -40,6 +40,12 @@ import { createApiTokenSigner } from './oidc/api-token.ts';
 import { apiRoutes } from './http/api/index.ts';
 import { mountRoutes } from './http/api/route.ts';
 import { openApiDocument } from './http/api/openapi.ts';
+import { createOps, metricsMiddleware } from './http/ops.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { requestLog, type Logger } from './lib/log.ts';
+import { createFactorAdmin } from './mfa/factor-admin.ts';
+import { accountRouter, ACCOUNT_CLIENT_ID } from './http/account/routes.ts';
+import { AppError } from './errors.ts';
 
 export interface AppDeps {
   config: Config;
@@ -47,6 +53,10 @@ export interface AppDeps {
   clock: Clock;
   sealKey: Buffer;
   log?: (msg: string, err?: unknown) => void;
+  logger?: Logger;
+  metrics?: Metrics;
+  /** True once shutdown began: /readyz then answers 503. */
+  stopping?: () => boolean;
 }
 
 export type App = Awaited<ReturnType<typeof createApp>>;
@@ -56,6 +66,7 @@ export async function createApp(deps: AppDeps) {
   const { config, db, clock } = deps;
   const log = deps.log ?? ((msg: string, err?: unknown) => console.error(msg, err ?? ''));
   const sealer = createSealer(deps.sealKey);
+  const metrics = deps.metrics ?? createMetrics({ defaultMetrics: false });
 
   const stores = {
     users: createUsersStore(db, clock),
@@ -122,8 +133,28 @@ export async function createApp(deps: AppDeps) {
   const openapi = openApiDocument(routes, { issuer: config.issuer, version: '1' });
   api.get('/api/openapi.json', (ctx) => { ctx.body = openapi; });
 
+  // The security page signs in through Twofold's own first-party client.
+  const accountRedirect = `${config.issuer}/account/callback`;
+  await clients.create({
+    clientId: ACCOUNT_CLIENT_ID, name: 'Your Twofold account', public: true, firstParty: true, mfaPolicy: null,
+    redirectUris: [accountRedirect], postLogoutRedirectUris: [],
+  }).catch((err: unknown) => {
+    if (!(err instanceof AppError && err.code === 'client.id_taken')) throw err;
+  });
+  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService });
+  const account = accountRouter({
+    provider, issuer: config.issuer, stateKey: keys.cookieKeys[0]!, users, challenges, factorService,
+    removeFactor: (userId, factorId) => factorAdmin.remove(userId, factorId),
+    renameFactor: (userId, factorId, name) => factorAdmin.rename(userId, factorId, name),
+  });
+  forms.use(account.routes(), account.allowedMethods());
+
+  // Logging and metrics come first: the routers end the responses they answer.
+  if (deps.logger) provider.use(requestLog(deps.logger));
+  provider.use(metricsMiddleware(metrics));
   provider.use(errorHandler({ log }));
   provider.use(securityHeaders({ hsts: config.issuer.startsWith('https://') }));
+  provider.use(createOps({ db, metrics, log, ...(deps.stopping ? { stopping: deps.stopping } : {}) }).routes());
   provider.use(site.routes());
   provider.use(forms.routes());
   provider.use(api.routes());
@@ -141,6 +172,7 @@ export async function createApp(deps: AppDeps) {
     provider,
     services: { users, clients, challenges, factorService, signIn, apiKeys },
     routes,
+    metrics,
     stores,
     sealer,
     stop() {

@@ -10,6 +10,8 @@ import { loadSealKey } from './lib/seal-key.ts';
 import { createApp } from './app.ts';
 import { seedDemo } from './seed.ts';
 import { startDemoRp } from './demo/rp.ts';
+import { createLogger, logFunction } from './lib/log.ts';
+import { createMetrics } from './metrics.ts';
 
 function listen(app: { listen(port: number, cb: () => void): Server }, port: number): Promise<Server> {
   return new Promise((resolve) => {
@@ -21,7 +23,12 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const db = createDb(config.database.url);
   await migrateLatest(db);
-  const app = await createApp({ config, db, clock: systemClock, sealKey: loadSealKey(config) });
+  const logger = createLogger({ level: 'info' });
+  let stopping = false;
+  const app = await createApp({
+    config, db, clock: systemClock, sealKey: loadSealKey(config),
+    log: logFunction(logger), logger, metrics: createMetrics(), stopping: () => stopping,
+  });
   const servers: Server[] = [await listen(app.provider, config.port)];
   console.log(`Twofold ${config.env} listening on ${config.issuer} (database ${config.database.url.split('@').pop()})`);
 
@@ -38,7 +45,6 @@ async function main(): Promise<void> {
     }
   }
 
-  let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;

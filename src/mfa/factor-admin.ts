@@ -210,6 +210,15 @@ export function createFactorAdmin(deps: {
     },
 
     /** @throws AppError user.not_found, factor.not_found */
+    async rename(userId: string, factorId: string, name: string): Promise<void> {
+      const clean = name.normalize('NFC').trim();
+      if (clean.length < 1 || clean.length > 100) {
+        throw new AppError('request.invalid', { message: 'A name is 1 to 100 characters.', details: { field: 'name' } });
+      }
+      if (!(await factors.rename(userId, factorId, clean))) throw new AppError('factor.not_found');
+    },
+
+    /** @throws AppError user.not_found, factor.not_found */
     async remove(userId: string, factorId: string, context: AuditContext = {}): Promise<void> {
       const { user, factor } = await owned(userId, factorId);
       await db.transaction(async (trx) => {

@@ -94,6 +94,10 @@ export function createFactorsStore(db: Db, clock: Clock) {
      * as the management API's `provider`). Read and write share a transaction.
      * @returns the updated factor, or undefined when no such factor.
      */
+    /** @returns false when the user has no such factor. */
+    async rename(userId: string, id: string, name: string): Promise<boolean> {
+      return (await db('factors').where({ id, user_id: userId }).update({ name, updated_at: clock.now() })) === 1;
+    },
     async mergeSettings(id: string, patch: Record<string, unknown>): Promise<Factor | undefined> {
       return db.transaction(async (trx) => {
         const r = await trx<Row>('factors').where({ id }).first();
