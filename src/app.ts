@@ -118,9 +118,10 @@ export async function createApp(deps: AppDeps) {
   forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));
   forms.use(interaction.routes(), interaction.allowedMethods());
 
+  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService });
   const tokens = createApiTokenSigner({ issuer: config.issuer, jwk: keys.jwks.keys[0]!, clock });
   const routes = apiRoutes({
-    config, clock, db, sealer, users, clients, challenges, signIn, factorService, apiKeys, tokens,
+    config, clock, db, sealer, users, clients, challenges, signIn, factorService, factorAdmin, apiKeys, tokens,
     stores: { users: stores.users, factors: stores.factors, events: stores.events },
   });
   const api = new Router();
@@ -141,7 +142,6 @@ export async function createApp(deps: AppDeps) {
   }).catch((err: unknown) => {
     if (!(err instanceof AppError && err.code === 'client.id_taken')) throw err;
   });
-  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService });
   const account = accountRouter({
     provider, issuer: config.issuer, stateKey: keys.cookieKeys[0]!, users, challenges, factorService,
     removeFactor: (userId, factorId) => factorAdmin.remove(userId, factorId),

@@ -19,7 +19,7 @@ import { route, ErrorBody, type ApiRoute } from './route.ts';
 import type { ApiDeps } from './index.ts';
 import type { ApiKeyRecord } from '../../store/api-keys.ts';
 import type { Context } from 'koa';
-import { createFactorAdmin, TOTP_PROVIDERS, type AuditContext, type FactorView } from '../../mfa/factor-admin.ts';
+import { TOTP_PROVIDERS, type AuditContext, type FactorView } from '../../mfa/factor-admin.ts';
 
 const Link = z.strictObject({ href: z.string(), hints: z.strictObject({ allow: z.array(z.string()) }) });
 
@@ -81,9 +81,7 @@ const notFound = { description: 'No such user, or no such factor of this user', 
 const refused = { description: 'Wrong, malformed or replayed code (Okta E0000068), or the API key lacks a scope', schema: z.union([OktaError, ErrorBody]) };
 
 export function factorRoutes(deps: ApiDeps): ApiRoute[] {
-  const admin = createFactorAdmin({
-    db: deps.db, users: deps.users, factors: deps.stores.factors, events: deps.stores.events, factorService: deps.factorService,
-  });
+  const admin = deps.factorAdmin;
   const url = (path: string) => new URL(path, deps.config.issuer).href;
   const base = (userId: string) => `/api/v1/users/${encodeURIComponent(userId)}/factors`;
   const audit = (key: ApiKeyRecord | null, ctx: Context): AuditContext => ({ actor: `api_key:${key!.id}`, ip: ctx.ip });

@@ -8,6 +8,7 @@ import type { ClientService } from '../../oidc/clients.ts';
 import type { ChallengeService } from '../../mfa/challenges.ts';
 import type { SignInService } from '../../mfa/sign-in.ts';
 import type { FactorService } from '../../mfa/factors/index.ts';
+import type { FactorAdmin } from '../../mfa/factor-admin.ts';
 import type { ApiKeyService } from '../../admin/api-keys.ts';
 import type { ApiTokenSigner } from '../../oidc/api-token.ts';
 import type { FactorsStore } from '../../store/factors.ts';
@@ -32,6 +33,7 @@ export interface ApiDeps {
   challenges: ChallengeService;
   signIn: SignInService;
   factorService: FactorService;
+  factorAdmin: FactorAdmin;
   apiKeys: ApiKeyService;
   tokens: ApiTokenSigner;
   stores: { users: UsersStore; factors: FactorsStore; events: EventsStore };
