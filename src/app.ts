@@ -77,16 +77,16 @@ export async function createApp(deps: AppDeps) {
     keys: createProviderKeysStore(db, clock),
     apiKeys: createApiKeysStore(db, clock),
   };
-  const hasher = createPasswordHasher(config.passwords);
+  const hasher = createPasswordHasher(config.passwords, (work) => metrics.timePasswordHash(work));
   const users = createUserService({ users: stores.users, events: stores.events, hasher });
   const factorService = createFactorService({ factors: stores.factors, sealer, clock, totp: { ...config.totp } });
   const challenges = createChallengeService({
     db, clock, challenges: stores.challenges, factors: stores.factors, events: stores.events, factorService,
-    ttlSeconds: config.ttl.challenge, maxAttempts: config.mfa.maxAttempts,
+    metrics, ttlSeconds: config.ttl.challenge, maxAttempts: config.mfa.maxAttempts,
   });
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
   const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
-  const signIn = createSignInService({ users, challenges, events: stores.events, hasActiveFactor: policy.hasActiveFactor });
+  const signIn = createSignInService({ users, challenges, events: stores.events, metrics, hasActiveFactor: policy.hasActiveFactor });
   const apiKeys = createApiKeyService({ keys: stores.apiKeys, events: stores.events });
 
   const keys = await loadProviderKeys(stores.keys, sealer);

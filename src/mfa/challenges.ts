@@ -12,6 +12,7 @@ import type { FactorsStore } from '../store/factors.ts';
 import type { EventsStore } from '../store/events.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { FactorService } from './factors/index.ts';
+import type { DomainMetrics } from '../metrics.ts';
 import { AppError, assertThat } from '../errors.ts';
 import { randomToken } from '../lib/random.ts';
 import { sha256 } from '../lib/hash.ts';
@@ -45,6 +46,7 @@ export function createChallengeService(deps: {
   factors: FactorsStore;
   events: EventsStore;
   factorService: FactorService;
+  metrics: DomainMetrics;
   ttlSeconds: number;
   maxAttempts: number;
 }) {
@@ -168,14 +170,18 @@ export function createChallengeService(deps: {
         await events.record({ type: 'mfa.challenge.failed', userId: challenge.userId, clientId: challenge.clientId, details: { method: method.method } });
         if ((await challenges.attempts(challenge.id)) >= deps.maxAttempts) {
           await challenges.complete(challenge.id, 'failed', null);
+          deps.metrics.recordSecondFactor(method.method, 'too_many_attempts');
+          deps.metrics.recordSignIn('second_factor_failed');
           throw new AppError('mfa.too_many_attempts');
         }
+        deps.metrics.recordSecondFactor(method.method, 'invalid');
         throw new AppError('mfa.invalid_code');
       }
 
       if (challenge.enrollmentFactorId) {
         await events.record({ type: 'factor.activated', userId: challenge.userId, details: { factorId: method.factorId, type: 'token:software:totp' } });
       }
+      deps.metrics.recordSecondFactor(method.method, 'success');
       await events.record({ type: 'mfa.challenge.succeeded', userId: challenge.userId, clientId: challenge.clientId, details: { method: method.method } });
       const amr = amrAfterSecondFactor(challenge.amr, method.method);
       // A passed challenge is a second factor: when the first was the

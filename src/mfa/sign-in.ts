@@ -13,6 +13,7 @@ import { secondFactorRequirement } from './policy.ts';
 import { ACR, type Acr } from './amr.ts';
 import { AppError } from '../errors.ts';
 import type { EventsStore } from '../store/events.ts';
+import type { DomainMetrics } from '../metrics.ts';
 
 export interface SignInContext {
   clientId: string;
@@ -34,8 +35,8 @@ export type SignInStep =
 
 export type SignInService = ReturnType<typeof createSignInService>;
 
-export function createSignInService(deps: { users: UserService; challenges: ChallengeService; events: EventsStore; hasActiveFactor(userId: string): Promise<boolean> }) {
-  const { users, challenges, events } = deps;
+export function createSignInService(deps: { users: UserService; challenges: ChallengeService; events: EventsStore; metrics: DomainMetrics; hasActiveFactor(userId: string): Promise<boolean> }) {
+  const { users, challenges, events, metrics } = deps;
 
   /** Starts the check for the factor this sign-in still needs (or the enrolment of one). */
   async function secondFactorFor(user: User, amr: string[], ctx: SignInContext, requirement: 'verify' | 'enroll') {
@@ -53,7 +54,10 @@ export function createSignInService(deps: { users: UserService; challenges: Chal
      */
     async passwordStep(loginId: string, password: string, ctx: SignInContext): Promise<SignInStep> {
       const user = await users.authenticate(loginId, password, { clientId: ctx.clientId, ...(ctx.ip ? { ip: ctx.ip } : {}) });
-      if (!user) throw new AppError('auth.invalid_credentials');
+      if (!user) {
+        metrics.recordSignIn('invalid_credentials');
+        throw new AppError('auth.invalid_credentials');
+      }
       const need = secondFactorRequirement({ policy: ctx.policy, requestedAcrs: ctx.requestedAcrs, hasActiveFactor: await deps.hasActiveFactor(user.id) });
       if (need === 'none') return { kind: 'complete', user, amr: ['pwd'], acr: ACR.password };
       return secondFactorFor(user, ['pwd'], ctx, need);
@@ -61,6 +65,7 @@ export function createSignInService(deps: { users: UserService; challenges: Chal
 
     /** Records a finished sign-in (every factor done) in the audit trail. */
     async completed(input: { userId: string; clientId: string; amr: readonly string[]; ip?: string }): Promise<void> {
+      metrics.recordSignIn('success', input.amr);
       await events.record({ type: 'login.succeeded', userId: input.userId, clientId: input.clientId, ip: input.ip ?? null, details: { amr: input.amr } });
     },
 

@@ -3,7 +3,7 @@
  * event loop. Parameters come from configuration; a stored hash weaker than
  * them is replaced at the next successful sign-in.
  */
-import { hash, verify } from '@node-rs/argon2';
+import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
 
 // Algorithm.Argon2id; the package exports it as an ambient const enum.
 const ARGON2ID = 2;
@@ -34,11 +34,14 @@ export function parseArgon2Params(phc: string): (PasswordParams & { algorithm: s
   return { algorithm: m[1]!, memoryCost: Number(m[2]), timeCost: Number(m[3]), parallelism: Number(m[4]) };
 }
 
-export function createPasswordHasher(params: PasswordParams): PasswordHasher {
+/** @param timed wraps each hash and verify, to observe its duration (metrics). */
+export function createPasswordHasher(params: PasswordParams, timed: <T>(work: () => Promise<T>) => Promise<T> = (w) => w()): PasswordHasher {
   const options = { algorithm: ARGON2ID, ...params };
+  const hash = (password: string) => timed(() => argonHash(password, options));
+  const verify = (h: string, password: string) => timed(() => argonVerify(h, password));
   let dummy: Promise<string> | undefined;
   return {
-    hash: (password) => hash(password, options),
+    hash,
     async verify(passwordHash, password) {
       try {
         return await verify(passwordHash, password);
@@ -47,7 +50,7 @@ export function createPasswordHasher(params: PasswordParams): PasswordHasher {
       }
     },
     async verifyDummy(password) {
-      dummy ??= hash(randomToken(16), options);
+      dummy ??= argonHash(randomToken(16), options);
       await verify(await dummy, password).catch(() => false);
     },
     needsRehash(passwordHash) {

@@ -200,4 +200,14 @@ describe('sign-in through OIDC', () => {
     expect(res.status).to.equal(403);
     expect(alertText(res.html)).to.match(/form has expired/);
   });
+
+  it('counts sign-ins, second-factor outcomes and password hashing in /metrics', async () => {
+    const text = await (await fetch(`${server.origin}/metrics`)).text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+    expect(value(/twofold_signins_total\{[^}]*outcome="success"[^}]*\} (\d+)/)).to.be.greaterThan(0);
+    expect(value(/twofold_signins_total\{[^}]*outcome="invalid_credentials"[^}]*\} (\d+)/)).to.be.greaterThan(0);
+    expect(value(/twofold_second_factor_total\{[^}]*outcome="invalid"[^}]*\} (\d+)/)).to.be.greaterThan(0);
+    expect(value(/twofold_second_factor_total\{[^}]*outcome="success"[^}]*\} (\d+)/)).to.be.greaterThan(0);
+    expect(value(/twofold_password_hash_seconds_count(?:\{[^}]*\})? (\d+)/)).to.be.greaterThan(0);
+  });
 });
