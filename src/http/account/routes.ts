@@ -16,6 +16,7 @@ import type { UserService } from '../../users/users.ts';
 import type { User } from '../../store/users.ts';
 import { totpQrDataUrl } from '../../mfa/factors/totp.ts';
 import { render } from '../render.ts';
+import { field, groupSecret, typedCode } from '../form.ts';
 
 export const ACCOUNT_CLIENT_ID = 'twofold-account';
 /** How long a second factor answered on this page keeps sensitive changes open. */
@@ -38,11 +39,6 @@ export interface AccountDeps {
   removeFactor(userId: string, factorId: string): Promise<void>;
   /** Renames a factor of this user. @throws AppError factor.not_found, request.invalid */
   renameFactor(userId: string, factorId: string, name: string): Promise<void>;
-}
-
-function field(ctx: Context, name: string): string {
-  const v = (ctx.request.body as Record<string, unknown> | undefined)?.[name];
-  return typeof v === 'string' ? v : '';
 }
 
 export function accountRouter(deps: AccountDeps): Router {
@@ -121,7 +117,7 @@ export function accountRouter(deps: AccountDeps): Router {
     const challenge = await challenges.findByBinding(me.binding);
     assertThat(challenge, 'mfa.challenge_not_found');
     try {
-      await challenges.verify(challenge, { code: field(ctx, 'code').replace(/[ \u00a0]/g, ''), methodId: field(ctx, 'methodId') || undefined });
+      await challenges.verify(challenge, { code: typedCode(ctx), methodId: field(ctx, 'methodId') || undefined });
     } catch (err) {
       if (err instanceof AppError && err.code === 'mfa.invalid_code') return confirmPage(ctx, me, next, err);
       throw err;
@@ -145,7 +141,7 @@ export function accountRouter(deps: AccountDeps): Router {
     assertThat(method?.enrollment, 'mfa.challenge_not_found');
     await render(ctx, 'account/enroll', {
       title: 'Add an authenticator app', qr: await totpQrDataUrl(method.enrollment.uri),
-      secret: method.enrollment.secret.replace(/(.{4})(?=.)/g, '$1 '), digits: method.authenticator?.codeLength ?? 6, error: error?.message,
+      secret: groupSecret(method.enrollment.secret), digits: method.authenticator?.codeLength ?? 6, error: error?.message,
     }, error ? 400 : 200);
   }
 
@@ -155,7 +151,7 @@ export function accountRouter(deps: AccountDeps): Router {
     const challenge = await challenges.findByBinding(`${me.binding}:enrol`);
     assertThat(challenge, 'mfa.challenge_not_found');
     try {
-      await challenges.verify(challenge, { code: field(ctx, 'code').replace(/[ \u00a0]/g, '') });
+      await challenges.verify(challenge, { code: typedCode(ctx) });
     } catch (err) {
       if (err instanceof AppError && err.code === 'mfa.invalid_code') return enrolPage(ctx, me.user, challenge, err);
       throw err;

@@ -15,6 +15,7 @@ import type { ApiDeps } from './index.ts';
 import { AppError } from '../../errors.ts';
 import type { ApiKeyRecord } from '../../store/api-keys.ts';
 import type { User } from '../../store/users.ts';
+import type { MfaPolicy } from '../../config.ts';
 
 const bindingOf = (key: ApiKeyRecord | null) => `api_key:${key!.id}`;
 
@@ -27,6 +28,11 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
     const client = await clients.find(applicationId);
     if (!client) throw new AppError('request.invalid', { message: 'applicationId is not a registered client.', details: { field: 'applicationId' } });
     return client;
+  }
+
+  /** The sign-in context of a call through this API: the client's policy, bound to the calling key. */
+  function contextOf(client: { clientId: string; mfaPolicy: MfaPolicy | null }, origin: 'login_api' | 'start_api', key: ApiKeyRecord | null, ip: string) {
+    return { clientId: client.clientId, policy: client.mfaPolicy ?? config.mfa.policy, requestedAcrs: [], origin, binding: bindingOf(key), ip };
   }
 
   async function completed(user: User, clientId: string, amr: string[], acr: string, state?: unknown) {
@@ -51,10 +57,7 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
       },
       async handler({ body, key, ctx }) {
         const client = await clientOf(body.applicationId);
-        const step = await signIn.passwordStep(body.loginId, body.password, {
-          clientId: client.clientId, policy: client.mfaPolicy ?? config.mfa.policy, requestedAcrs: [],
-          origin: 'login_api', binding: bindingOf(key), ip: ctx.ip,
-        }).catch((err: unknown) => {
+        const step = await signIn.passwordStep(body.loginId, body.password, contextOf(client, 'login_api', key, ctx.ip)).catch((err: unknown) => {
           // FusionAuth answers 404 for an unknown user and a wrong password alike.
           throw err instanceof AppError && err.code === 'auth.invalid_credentials' ? new AppError('auth.login_failed') : err;
         });
@@ -78,10 +81,7 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
         const client = await clientOf(body.applicationId);
         const user = body.userId ? await users.findById(body.userId) : await users.findByEmail(body.loginId!);
         if (!user) throw new AppError('user.not_found');
-        const step = await signIn.secondFactorStep(user.id, [], {
-          clientId: client.clientId, policy: client.mfaPolicy ?? config.mfa.policy, requestedAcrs: [],
-          origin: 'start_api', binding: bindingOf(key), ip: ctx.ip, appState: body.state, allowEnrollment: false,
-        });
+        const step = await signIn.secondFactorStep(user.id, [], { ...contextOf(client, 'start_api', key, ctx.ip), appState: body.state, allowEnrollment: false });
         return pending(step.twoFactorId, step.challenge, step.user, 200);
       },
     }),

@@ -10,6 +10,7 @@ import type { UserService } from '../../users/users.ts';
 import { totpQrDataUrl } from '../../mfa/factors/totp.ts';
 import { AppError } from '../../errors.ts';
 import { render } from '../render.ts';
+import { groupSecret } from '../form.ts';
 
 /** What each OIDC scope means, in words a person reads on the consent page. */
 const SCOPE_TEXT: Record<string, string> = {
@@ -18,11 +19,6 @@ const SCOPE_TEXT: Record<string, string> = {
   profile: 'See your name',
   offline_access: 'Stay signed in to your account when you are not using it',
 };
-
-/** "ABCDEFGH…" → "ABCD EFGH …", easier to type from a screen. */
-function groupSecret(secret: string): string {
-  return secret.replace(/(.{4})(?=.)/g, '$1 ');
-}
 
 export function createPages(deps: { interactions: Interactions; factorService: FactorService; factors: FactorsStore; users: UserService; maxAttempts: number }) {
   const { interactions, factorService, factors, users } = deps;

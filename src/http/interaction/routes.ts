@@ -16,6 +16,7 @@ import type { SignInService, SignInContext } from '../../mfa/sign-in.ts';
 import type { ChallengeService, Challenge } from '../../mfa/challenges.ts';
 import type { UserService } from '../../users/users.ts';
 import { wantsJson } from '../middleware/error-handler.ts';
+import { field, typedCode } from '../form.ts';
 import type { createPages } from './pages.ts';
 
 export interface InteractionDeps {
@@ -25,15 +26,6 @@ export interface InteractionDeps {
   users: UserService;
   policy: PolicyDeps;
   pages: ReturnType<typeof createPages>;
-}
-
-function field(ctx: Context, ...names: string[]): string {
-  const body = ctx.request.body as Record<string, unknown> | undefined;
-  for (const name of names) {
-    const v = body?.[name];
-    if (typeof v === 'string') return v;
-  }
-  return '';
 }
 
 export function interactionRouter(deps: InteractionDeps): Router {
@@ -128,8 +120,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
       ? await challenges.find(field(ctx, 'twoFactorId'), details.uid)
       : await challenges.findByBinding(details.uid);
     assertThat(challenge, 'mfa.challenge_not_found');
-    // People copy codes as "123 456"; the domain itself takes digits only.
-    const code = field(ctx, 'code').replace(/[ \u00a0]/g, '');
+    const code = typedCode(ctx);
     const methodId = field(ctx, 'methodId') || undefined;
     try {
       const outcome = await challenges.verify(challenge, { methodId, code });
