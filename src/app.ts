@@ -17,6 +17,12 @@ import { createChallengesStore } from './store/challenges.ts';
 import { createClientsStore } from './store/clients.ts';
 import { createEventsStore } from './store/events.ts';
 import { createProviderKeysStore } from './store/provider-keys.ts';
+import { createThrottlesStore } from './store/throttles.ts';
+import { createRecoveryCodesStore } from './store/recovery-codes.ts';
+import { createSecondFactorLock } from './mfa/lockout.ts';
+import { createRecoveryCodes } from './mfa/recovery-codes.ts';
+import { authenticatorMethod, recoveryCodeMethod } from './mfa/methods.ts';
+import { keyedHasher } from './lib/hash.ts';
 import { createPasswordHasher } from './users/passwords.ts';
 import { createUserService } from './users/users.ts';
 import { createFactorService } from './mfa/factors/index.ts';
@@ -76,13 +82,24 @@ export async function createApp(deps: AppDeps) {
     events: createEventsStore(db, clock),
     keys: createProviderKeysStore(db, clock),
     apiKeys: createApiKeysStore(db, clock),
+    throttles: createThrottlesStore(db, clock),
+    recoveryCodes: createRecoveryCodesStore(db, clock),
   };
   const hasher = createPasswordHasher(config.passwords, (work) => metrics.timePasswordHash(work));
   const users = createUserService({ users: stores.users, events: stores.events, hasher });
   const factorService = createFactorService({ factors: stores.factors, sealer, clock, totp: { ...config.totp } });
+  const recoveryCodes = createRecoveryCodes({ store: stores.recoveryCodes, events: stores.events, hash: keyedHasher(deps.sealKey, 'recovery-codes') });
+  const lock = createSecondFactorLock({
+    throttles: stores.throttles, events: stores.events, clock, policy: config.throttle.secondFactor,
+    onLocked: () => metrics.recordLockout(),
+  });
   const challenges = createChallengeService({
     db, clock, challenges: stores.challenges, factors: stores.factors, events: stores.events, factorService,
-    metrics, ttlSeconds: config.ttl.challenge, maxAttempts: config.mfa.maxAttempts,
+    metrics, lock, recoveryCodes, ttlSeconds: config.ttl.challenge, maxAttempts: config.mfa.maxAttempts,
+    handlers: {
+      authenticator: authenticatorMethod({ factors: stores.factors, factorService }),
+      'recovery-code': recoveryCodeMethod({ recoveryCodes }),
+    },
   });
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
   const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
@@ -98,7 +115,10 @@ export async function createApp(deps: AppDeps) {
   provider.on('server_error', (_ctx, err) => log('oidc-provider server_error', err));
 
   const interactions = createInteractions(provider);
-  const pages = createPages({ interactions, factorService, factors: stores.factors, users, maxAttempts: config.mfa.maxAttempts });
+  const pages = createPages({
+    interactions, factorService, factors: stores.factors, users, maxAttempts: config.mfa.maxAttempts,
+    lockStatus: (userId) => lock.status(userId),
+  });
 
   const site = new Router();
   site.get('/', (ctx) => render(ctx, 'home', {
@@ -162,7 +182,7 @@ export async function createApp(deps: AppDeps) {
   let sweeper: NodeJS.Timeout | undefined;
   if (config.sweepIntervalSeconds > 0) {
     sweeper = setInterval(() => {
-      Promise.all([sweepExpired(db, clock), stores.challenges.sweepExpired(clock.now() - 3_600_000)])
+      Promise.all([sweepExpired(db, clock), stores.challenges.sweepExpired(clock.now() - 3_600_000), stores.throttles.sweep(clock.now() - 86_400_000)])
         .catch((err: unknown) => log('sweeping expired rows failed', err));
     }, config.sweepIntervalSeconds * 1000);
     sweeper.unref();
@@ -170,7 +190,7 @@ export async function createApp(deps: AppDeps) {
 
   return {
     provider,
-    services: { users, clients, challenges, factorService, signIn, apiKeys },
+    services: { users, clients, challenges, factorService, signIn, apiKeys, lock, recoveryCodes },
     routes,
     metrics,
     stores,

@@ -55,6 +55,26 @@ const schema = z.object({
     policy: mfaPolicy,
     maxAttempts: z.number().int().min(1).max(20),
   }),
+  throttle: z.object({
+    /** The account's second-factor lock-out (every method and door together). */
+    secondFactor: z.object({
+      maxFailures: z.number().int().min(1).max(100),
+      lockSeconds: seconds,
+      maxLockSeconds: seconds,
+    }),
+    /** Password failures per login id: free tries, then a doubling wait between tries. */
+    password: z.object({
+      freeFailures: z.number().int().min(1),
+      baseDelaySeconds: seconds,
+      maxDelaySeconds: seconds,
+    }),
+    /** Requests per client IP per minute (0 turns a limit off). */
+    perIp: z.object({
+      signInPerMinute: z.number().int().min(0),
+      apiPerMinute: z.number().int().min(0),
+    }),
+  }),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   demo: z.object({
     enabled: z.boolean(),
     port: z.number().int().min(0).max(65535),
@@ -75,6 +95,7 @@ const ENV_OVERRIDES: Array<[string, string[], (v: string) => unknown]> = [
   ['DATABASE_URL', ['database', 'url'], String],
   ['SEAL_KEY', ['secrets', 'sealKey'], String],
   ['MFA_POLICY', ['mfa', 'policy'], String],
+  ['LOG_LEVEL', ['logLevel'], String],
   ['DEMO', ['demo', 'enabled'], (v) => v === 'true' || v === '1'],
   ['DEMO_PORT', ['demo', 'port'], Number],
 ];

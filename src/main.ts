@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const db = createDb(config.database.url);
   await migrateLatest(db);
-  const logger = createLogger({ level: 'info' });
+  const logger = createLogger({ level: config.logLevel });
   let stopping = false;
   const app = await createApp({
     config, db, clock: systemClock, sealKey: loadSealKey(config),

@@ -17,7 +17,7 @@ export type SignInOutcome =
   /** Refused because the account is locked out. */
   | 'locked';
 
-export type SecondFactorOutcome = 'success' | 'invalid' | 'replayed' | 'expired' | 'too_many_attempts';
+export type SecondFactorOutcome = 'success' | 'invalid' | 'replayed' | 'expired' | 'too_many_attempts' | 'locked';
 
 /** What the domain records. No prom-client types: a test can pass `noopMetrics` or a spy. */
 export interface DomainMetrics {

@@ -20,3 +20,18 @@ export function typedCode(ctx: Context): string {
 export function groupSecret(secret: string): string {
   return secret.replace(/(.{4})(?=.)/g, '$1 ');
 }
+
+/**
+ * A passkey's answer: JSON in the `credential` form field (hosted pages), or
+ * an object in a JSON body. Parsed only; the WebAuthn module validates it.
+ */
+export function credentialField(ctx: Context): unknown {
+  const v = (ctx.request.body as Record<string, unknown> | undefined)?.credential;
+  if (typeof v !== 'string') return v ?? undefined;
+  if (v === '' || v.length > 16_384) return undefined;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch {
+    return undefined;
+  }
+}

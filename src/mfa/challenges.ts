@@ -3,8 +3,12 @@
  * second factor uses. No HTTP and no oidc-provider here.
  *
  * pending --verify ok--> succeeded
- *         --verify bad (attempts++)--> pending | failed (out of attempts)
+ *         --verify bad (attempts++)--> pending | failed (out of attempts, or account locked)
  *         --time passes--> (expired: no longer found)
+ *
+ * Each kind of factor is a MethodHandler (./methods.ts); this module owns
+ * what is common to all: attempts, the account's lock-out, the transaction,
+ * the audit trail and the amr/acr of the outcome.
  */
 import type { Db } from '../store/db.ts';
 import type { ChallengesStore, ChallengeRecord, ChallengeMethod, ChallengeOrigin } from '../store/challenges.ts';
@@ -13,6 +17,9 @@ import type { EventsStore } from '../store/events.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { FactorService } from './factors/index.ts';
 import type { DomainMetrics } from '../metrics.ts';
+import type { SecondFactorLock } from './lockout.ts';
+import type { RecoveryCodes } from './recovery-codes.ts';
+import type { Answer, MethodHandlers } from './methods.ts';
 import { AppError, assertThat } from '../errors.ts';
 import { randomToken } from '../lib/random.ts';
 import { sha256 } from '../lib/hash.ts';
@@ -27,6 +34,10 @@ export interface ChallengeOutcome {
   acr: Acr;
   method: ChallengeMethod;
   appState: unknown;
+  /** A first second factor was just activated: the new recovery codes, shown once. */
+  recoveryCodes: string[] | null;
+  /** After a recovery code was used: how many are left. */
+  remainingRecoveryCodes: number | null;
 }
 
 /** A method as answered to clients (242 responses, the verification API). */
@@ -35,6 +46,20 @@ export interface PublicMethod {
   method: string;
   authenticator?: { algorithm: string; codeLength: number; timeStep: number };
   enrollment?: { secret: string; uri: string };
+  /** Masked destination of an email or SMS factor. */
+  email?: string;
+  mobilePhone?: string;
+}
+
+/** `ab***@example.com`: enough for the person to recognise, not to harvest. */
+export function maskEmail(email: string): string {
+  const at = email.lastIndexOf('@');
+  return `${email.slice(0, Math.min(2, Math.max(1, at - 1)))}***${email.slice(at)}`;
+}
+
+/** `+*******1234` */
+export function maskPhone(phone: string): string {
+  return `${phone.slice(0, 1)}${'*'.repeat(Math.max(0, phone.length - 5))}${phone.slice(-4)}`;
 }
 
 export type ChallengeService = ReturnType<typeof createChallengeService>;
@@ -47,10 +72,29 @@ export function createChallengeService(deps: {
   events: EventsStore;
   factorService: FactorService;
   metrics: DomainMetrics;
+  lock: SecondFactorLock;
+  recoveryCodes: RecoveryCodes;
+  handlers: MethodHandlers;
   ttlSeconds: number;
   maxAttempts: number;
 }) {
-  const { db, clock, challenges, factors, events, factorService } = deps;
+  const { db, clock, challenges, factors, events, factorService, lock } = deps;
+
+  /** Every way the user can answer: each active factor, passkeys together, and recovery codes while some are left. */
+  async function methodsOf(userId: string): Promise<ChallengeMethod[]> {
+    const active = (await factors.listByUser(userId)).filter((f) => f.status === 'ACTIVE');
+    const methods: ChallengeMethod[] = [];
+    for (const f of active) {
+      if (f.type === 'token:software:totp') methods.push({ id: f.id, method: 'authenticator', factorId: f.id });
+      else if (f.type === 'email') methods.push({ id: f.id, method: 'email', factorId: f.id });
+      else if (f.type === 'sms') methods.push({ id: f.id, method: 'sms', factorId: f.id });
+      else if (f.type === 'webauthn' && !methods.some((m) => m.method === 'webauthn')) methods.push({ id: 'webauthn', method: 'webauthn', factorId: null });
+    }
+    if (methods.length > 0 && (await deps.recoveryCodes.remaining(userId)) > 0) {
+      methods.push({ id: 'recovery-code', method: 'recovery-code', factorId: null });
+    }
+    return methods.filter((m) => deps.handlers[m.method]);
+  }
 
   async function insert(input: {
     userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[];
@@ -71,9 +115,8 @@ export function createChallengeService(deps: {
      * @throws AppError mfa.enrollment_required when the user has none.
      */
     async begin(input: { userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[]; appState?: unknown }) {
-      const active = (await factors.listByUser(input.userId)).filter((f) => f.status === 'ACTIVE');
-      assertThat(active.length > 0, 'mfa.enrollment_required');
-      const methods: ChallengeMethod[] = active.map((f) => ({ id: f.id, method: 'authenticator', factorId: f.id }));
+      const methods = await methodsOf(input.userId);
+      assertThat(methods.some((m) => m.method !== 'recovery-code'), 'mfa.enrollment_required');
       return insert({ ...input, methods, enrollmentFactorId: null });
     },
 
@@ -106,9 +149,11 @@ export function createChallengeService(deps: {
      * method name and its details; for an enrolment, the seed to show once.
      */
     async describe(challenge: Challenge, accountName: string): Promise<PublicMethod[]> {
-      return Promise.all(challenge.methods.map(async (m) => {
-        const factor = await factors.findById(m.factorId);
+      return Promise.all(challenge.methods.map(async (m): Promise<PublicMethod> => {
+        const factor = m.factorId ? await factors.findById(m.factorId) : undefined;
         if (!factor) return { id: m.id, method: m.method };
+        if (m.method === 'email') return { id: m.id, method: m.method, email: maskEmail(String(factor.settings.email ?? '')) };
+        if (m.method === 'sms') return { id: m.id, method: m.method, mobilePhone: maskPhone(String(factor.settings.phoneNumber ?? '')) };
         const s = factorService.settingsOf(factor);
         const authenticator = { algorithm: `Hmac${s.algorithm}`, codeLength: s.digits, timeStep: s.period };
         if (factor.id !== challenge.enrollmentFactorId) return { id: m.id, method: m.method, authenticator };
@@ -127,47 +172,67 @@ export function createChallengeService(deps: {
     /** The live challenge of an interaction, if its password step was done. */
     findByBinding: (binding: string) => challenges.findLiveByBinding(binding),
 
+    /** Whether the user's second factor is locked out, and until when. */
+    lockStatus: (userId: string) => lock.status(userId),
+
     /**
-     * Checks a code and, when it is right, spends the challenge and the TOTP
-     * step in one transaction.
-     * @throws AppError mfa.invalid_code (wrong, malformed or replayed: one answer),
-     *   mfa.too_many_attempts, mfa.challenge_not_found, mfa.method_not_available
+     * Checks an answer and, when it is right, spends it and the challenge in
+     * one transaction. Every evaluation first reserves a failure on the
+     * account's lock-out count and an attempt on the challenge, so parallel
+     * guesses through any door never evaluate more answers than the limits.
+     * @throws AppError mfa.invalid_code (wrong, malformed, expired, used or
+     *   replayed: one answer), mfa.locked, mfa.too_many_attempts,
+     *   mfa.challenge_not_found, mfa.method_not_available
      */
-    async verify(challenge: Challenge, input: { methodId?: string | undefined; code: string }): Promise<ChallengeOutcome> {
+    async verify(challenge: Challenge, input: Answer & { methodId?: string | undefined }): Promise<ChallengeOutcome> {
       const method = input.methodId === undefined ? challenge.methods[0] : challenge.methods.find((m) => m.id === input.methodId);
       assertThat(method, 'mfa.method_not_available');
+      const handler = deps.handlers[method.method];
+      assertThat(handler, 'mfa.method_not_available');
 
-      // Reserve the attempt before evaluating, so parallel guesses cannot
-      // evaluate more codes than the limit allows.
+      await lock.reserve(challenge.userId);
       if (!(await challenges.reserveAttempt(challenge.id, deps.maxAttempts))) {
+        await lock.refund(challenge.userId);
         const used = await challenges.attempts(challenge.id);
         throw new AppError(used >= deps.maxAttempts ? 'mfa.too_many_attempts' : 'mfa.challenge_not_found');
       }
 
-      let accepted = false;
+      let accepted: { amr: readonly Amr[]; phishingResistant: boolean; recoveryCodes: string[] | null } | null = null;
       try {
-        const factor = await factors.findById(method.factorId);
-        const usable = factor && factor.userId === challenge.userId
-          && (factor.status === 'ACTIVE' || factor.id === challenge.enrollmentFactorId);
-        const step = usable ? await factorService.matchTotp(factor, input.code) : null;
-        if (step !== null) {
+        const factor = method.factorId ? await factors.findById(method.factorId) : undefined;
+        const usable = !method.factorId || (factor && factor.userId === challenge.userId
+          && (factor.status === 'ACTIVE' || factor.id === challenge.enrollmentFactorId));
+        const right = usable ? await handler.check({ challenge, method, factor }, input) : null;
+        if (right) {
           accepted = await db.transaction(async (trx) => {
-            const stepOk = await factors.acceptTimeStep(method.factorId, step, factor!.status === 'PENDING_ACTIVATION', trx);
-            if (!stepOk) return false;
+            if (!(await right.spend(trx))) return null;
             if (!(await challenges.complete(challenge.id, 'succeeded', method.method, trx))) {
               throw new AppError('mfa.challenge_not_found');
             }
-            return true;
+            await lock.succeeded(challenge.userId, trx);
+            // A first second factor comes with the recovery codes for the day it is lost.
+            const recoveryCodes = challenge.enrollmentFactorId ? await deps.recoveryCodes.generateIfNone(challenge.userId, trx) : null;
+            return { amr: right.amr, phishingResistant: right.phishingResistant, recoveryCodes };
           });
         }
       } catch (err) {
-        // A server error must not cost the user an attempt.
-        if (!(err instanceof AppError)) await challenges.refundAttempt(challenge.id);
+        // A server error must not cost the user a try.
+        if (!(err instanceof AppError)) {
+          await challenges.refundAttempt(challenge.id);
+          await lock.refund(challenge.userId);
+        }
         throw err;
       }
 
       if (!accepted) {
         await events.record({ type: 'mfa.challenge.failed', userId: challenge.userId, clientId: challenge.clientId, details: { method: method.method } });
+        await lock.failed(challenge.userId);
+        if ((await lock.status(challenge.userId)).locked) {
+          await challenges.complete(challenge.id, 'failed', null);
+          deps.metrics.recordSecondFactor(method.method, 'locked');
+          deps.metrics.recordSignIn('second_factor_failed');
+          throw await lock.lockedError(challenge.userId);
+        }
         if ((await challenges.attempts(challenge.id)) >= deps.maxAttempts) {
           await challenges.complete(challenge.id, 'failed', null);
           deps.metrics.recordSecondFactor(method.method, 'too_many_attempts');
@@ -179,14 +244,19 @@ export function createChallengeService(deps: {
       }
 
       if (challenge.enrollmentFactorId) {
-        await events.record({ type: 'factor.activated', userId: challenge.userId, details: { factorId: method.factorId, type: 'token:software:totp' } });
+        const factor = await factors.findById(challenge.enrollmentFactorId);
+        await events.record({ type: 'factor.activated', userId: challenge.userId, details: { factorId: challenge.enrollmentFactorId, type: factor?.type ?? null } });
       }
       deps.metrics.recordSecondFactor(method.method, 'success');
       await events.record({ type: 'mfa.challenge.succeeded', userId: challenge.userId, clientId: challenge.clientId, details: { method: method.method } });
-      const amr = amrAfterSecondFactor(challenge.amr, method.method);
+      const amr = amrAfterSecondFactor(challenge.amr, accepted.amr);
+      const remainingRecoveryCodes = method.method === 'recovery-code' ? await deps.recoveryCodes.remaining(challenge.userId) : null;
       // A passed challenge is a second factor: when the first was the
       // calling app's own (verification API), it vouches for it.
-      return { userId: challenge.userId, clientId: challenge.clientId, amr, acr: ACR.mfa, method, appState: challenge.appState };
+      return {
+        userId: challenge.userId, clientId: challenge.clientId, amr, acr: accepted.phishingResistant ? ACR.phr : ACR.mfa, method,
+        appState: challenge.appState, recoveryCodes: accepted.recoveryCodes, remainingRecoveryCodes,
+      };
     },
   };
 }

@@ -5,11 +5,18 @@ import type { Clock } from '../lib/clock.ts';
 export type ChallengeOrigin = 'interaction' | 'login_api' | 'start_api' | 'account';
 export type ChallengeState = 'pending' | 'succeeded' | 'failed';
 
-/** One way the user can answer a challenge; `id` is stable (the factor's id). */
+/** The second-factor methods (FusionAuth's names). */
+export type MethodName = 'authenticator' | 'recovery-code' | 'email' | 'sms' | 'webauthn';
+
+/**
+ * One way the user can answer a challenge. `id` is stable: the factor's id,
+ * or the method's name for methods that are not one factor (recovery codes,
+ * passkeys: any of the user's).
+ */
 export interface ChallengeMethod {
   id: string;
-  method: 'authenticator';
-  factorId: string;
+  method: MethodName;
+  factorId: string | null;
 }
 
 export interface ChallengeRecord {

@@ -3,8 +3,8 @@ import { parseJson } from './db.ts';
 import type { Clock } from '../lib/clock.ts';
 import { uuid } from '../lib/random.ts';
 
-/** Okta's factorType names. */
-export type FactorType = 'token:software:totp';
+/** Okta's factorType names; `webauthn` is one passkey or security key. */
+export type FactorType = 'token:software:totp' | 'sms' | 'email' | 'webauthn';
 export type FactorStatus = 'PENDING_ACTIVATION' | 'ACTIVE';
 
 export interface Factor {

@@ -66,6 +66,13 @@ describe('hosted sign-in in a browser', function () {
 
     await first.page.fill('#code', await totpNow(server, secret));
     await first.page.click('button[type=submit]');
+    await assertNoErrorPage(first.page);
+    expect(await first.page.textContent('h1')).to.equal('Save your recovery codes');
+    const recoveryCodes = await first.page.locator('.recovery-codes code').allTextContents();
+    expect(recoveryCodes).to.have.length(10);
+    for (const c of recoveryCodes) expect(c).to.match(/^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/);
+    await snap(first.page, '03b-recovery-codes');
+    await first.page.click('a.button');
     const callback = new URL(await first.returned);
     const tokens = await oidc.authorizationCodeGrant(client.config, callback, { pkceCodeVerifier: first.verifier, expectedState: first.state });
     expect(tokens.claims()!.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
@@ -82,6 +89,20 @@ describe('hosted sign-in in a browser', function () {
     await second.page.click('button[type=submit]');
     const back = new URL(await second.returned);
     expect(back.searchParams.get('code')).to.be.a('string');
+
+    // The phone is gone: a recovery code, typed in lower case with spaces.
+    const third = await begin();
+    await third.page.fill('#email', 'browser@example.com');
+    await third.page.fill('#password', 'correct horse battery staple');
+    await third.page.click('button[type=submit]');
+    await third.page.click('text=Use a recovery code');
+    await assertNoErrorPage(third.page);
+    await snap(third.page, '05-recovery-code');
+    await third.page.fill('#code', recoveryCodes[0]!.toLowerCase().replace(/-/g, ' '));
+    await third.page.click('button[type=submit]');
+    const viaRecovery = new URL(await third.returned);
+    const recovered = await oidc.authorizationCodeGrant(client.config, viaRecovery, { pkceCodeVerifier: third.verifier, expectedState: third.state });
+    expect(recovered.claims()!.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
   });
 
   it('shows the error page with a way back for an expired sign-in', async () => {

@@ -26,7 +26,7 @@ describe('sign-in through OIDC', () => {
     const meta = optional.config.serverMetadata();
     expect(meta.issuer).to.equal(server.origin);
     expect(meta.code_challenge_methods_supported).to.deep.equal(['S256']);
-    expect(meta.acr_values_supported).to.deep.equal([ACR.password, ACR.mfa]);
+    expect(meta.acr_values_supported).to.deep.equal([ACR.password, ACR.mfa, ACR.phr]);
     expect(meta.claims_supported).to.include.members(['amr', 'acr', 'sub', 'email']);
     expect(meta.response_types_supported).to.deep.equal(['code']);
     expect(meta.end_session_endpoint).to.be.a('string');
@@ -175,7 +175,7 @@ describe('sign-in through OIDC', () => {
     expect(page.html).to.include('Start again').and.not.match(/at .*\.ts:\d+/);
   });
 
-  it('stops after too many wrong codes and returns access_denied to the app', async () => {
+  it('locks the second factor after too many wrong codes, refuses even the right one, and returns access_denied to the app', async () => {
     const user = await createUser(server, 'brute@example.com');
     const { secret } = await giveAuthenticator(server, user.id);
     const right = await totpNow(server, secret);
@@ -184,10 +184,16 @@ describe('sign-in through OIDC', () => {
     await flow.start();
     await flow.password('brute@example.com');
     let page = flow.page;
-    for (let i = 0; i < server.config.mfa.maxAttempts; i += 1) page = await flow.code(wrong);
+    for (let i = 0; i < server.config.throttle.secondFactor.maxFailures; i += 1) page = await flow.code(wrong);
     expect(page.status).to.equal(429);
-    expect(page.html).to.include('Sign-in stopped');
-    // Even the right code is refused now: the challenge is spent.
+    expect(alertText(page.html)).to.match(/locked for this account\. Try again in 15 minutes/);
+    expect(page.html).not.to.include('name="code"');
+    // A new sign-in with the right password and the right code: still locked.
+    const again = new SignIn(server, optional);
+    await again.start();
+    await again.password('brute@example.com');
+    expect(again.page.status).to.equal(429);
+    expect(alertText(again.page.html)).to.match(/locked/);
     const after = await flow.agent.submit(page, '/abort', {});
     expect(after.location).to.match(/^http:\/\/127\.0\.0\.1:9\/callback\?error=access_denied/);
   });

@@ -5,7 +5,7 @@
  */
 import * as oidc from 'openid-client';
 import { expect } from 'chai';
-import { Agent, type Page } from './agent.ts';
+import { Agent, decodeEntities, type Page } from './agent.ts';
 import type { TestServer } from './server.ts';
 import { generateTotp } from '../../src/mfa/factors/totp.ts';
 import type { TotpSettings } from '../../src/mfa/factors/totp.ts';
@@ -80,8 +80,23 @@ export class SignIn {
     return this.page;
   }
 
+  /** Recovery codes the last enrolment showed (the page a person reads and then continues from). */
+  recoveryCodes: string[] = [];
+
   async code(code: string, methodId?: string): Promise<Page> {
     this.page = await this.agent.submit(this.page, '/two-factor', { code, ...(methodId ? { methodId } : {}) });
+    if (this.page.status === 200 && this.page.html.includes('Save your recovery codes')) {
+      this.recoveryCodes = [...this.page.html.matchAll(/<li><code>([0-9A-Z-]+)<\/code><\/li>/g)].map((m) => m[1]!);
+      this.page = await this.continue();
+    }
+    return this.page;
+  }
+
+  /** Follows the "continue" button of an interstitial page (recovery codes) as a person would. */
+  async continue(): Promise<Page> {
+    const href = /<a class="button" href="([^"]+)"/.exec(this.page.html)?.[1];
+    expect(href, 'a continue button').to.be.a('string');
+    this.page = await this.agent.get(decodeEntities(href!));
     return this.page;
   }
 

@@ -40,11 +40,11 @@ describe('MFA policy', () => {
 
 describe('amr and acr', () => {
   it('adds the method and mfa in RFC 8176 order', () => {
-    expect(amrAfterSecondFactor(['pwd'], 'authenticator')).to.deep.equal(['pwd', 'otp', 'mfa']);
-    expect(amrAfterSecondFactor(['mfa', 'otp', 'pwd'], 'authenticator')).to.deep.equal(['pwd', 'otp', 'mfa']);
+    expect(amrAfterSecondFactor(['pwd'], ['otp'])).to.deep.equal(['pwd', 'otp', 'mfa']);
+    expect(amrAfterSecondFactor(['mfa', 'otp', 'pwd'], ['otp'])).to.deep.equal(['pwd', 'otp', 'mfa']);
   });
   it('does not claim mfa when Twofold proved only the second factor', () => {
-    expect(amrAfterSecondFactor([], 'authenticator')).to.deep.equal(['otp']);
+    expect(amrAfterSecondFactor([], ['otp'])).to.deep.equal(['otp']);
   });
   it('maps amr to the acr level reached', () => {
     expect(acrFor(['pwd'])).to.equal(ACR.password);

@@ -25,7 +25,7 @@ const Link = z.strictObject({ href: z.string(), hints: z.strictObject({ allow: z
 
 const factorFields = {
   id: z.string(),
-  factorType: z.literal('token:software:totp'),
+  factorType: z.enum(['token:software:totp', 'sms', 'email', 'webauthn']),
   provider: z.enum(TOTP_PROVIDERS),
   vendorName: z.string(),
   status: z.enum(['PENDING_ACTIVATION', 'ACTIVE']),

@@ -3,7 +3,9 @@
  */
 import type { Context } from 'koa';
 import type { Interactions, InteractionDetails } from '../../oidc/interaction.ts';
-import type { Challenge } from '../../mfa/challenges.ts';
+import { maskEmail, maskPhone, type Challenge } from '../../mfa/challenges.ts';
+import type { ChallengeMethod } from '../../store/challenges.ts';
+import type { LockStatus } from '../../mfa/lockout.ts';
 import type { FactorService } from '../../mfa/factors/index.ts';
 import type { FactorsStore } from '../../store/factors.ts';
 import type { UserService } from '../../users/users.ts';
@@ -20,8 +22,49 @@ const SCOPE_TEXT: Record<string, string> = {
   offline_access: 'Stay signed in to your account when you are not using it',
 };
 
-export function createPages(deps: { interactions: Interactions; factorService: FactorService; factors: FactorsStore; users: UserService; maxAttempts: number }) {
+/** A method as the second-factor page shows it. */
+export interface MethodView {
+  id: string;
+  method: ChallengeMethod['method'];
+  /** How the "other ways" list names it. */
+  label: string;
+  digits: number;
+  /** Masked email address or phone number. */
+  destination?: string;
+  /** A code was sent for this challenge and method. */
+  sent?: boolean;
+  /** JSON of the passkey request options. */
+  webauthnOptions?: string;
+}
+
+export function createPages(deps: {
+  interactions: Interactions; factorService: FactorService; factors: FactorsStore; users: UserService; maxAttempts: number;
+  lockStatus(userId: string): Promise<LockStatus>;
+  /** Extra details of email, SMS and passkey methods (sent state, passkey options). */
+  methodDetails?(challenge: Challenge, method: ChallengeMethod): Promise<Partial<MethodView>>;
+}) {
   const { interactions, factorService, factors, users } = deps;
+
+  async function describeMethod(challenge: Challenge, m: ChallengeMethod): Promise<MethodView> {
+    const factor = m.factorId ? await factors.findById(m.factorId) : undefined;
+    const extra = deps.methodDetails ? await deps.methodDetails(challenge, m) : {};
+    switch (m.method) {
+      case 'authenticator':
+        return { id: m.id, method: m.method, label: factor?.name ?? 'Authenticator app', digits: factor ? factorService.settingsOf(factor).digits : 6, ...extra };
+      case 'recovery-code':
+        return { id: m.id, method: m.method, label: 'Use a recovery code', digits: 0, ...extra };
+      case 'email': {
+        const destination = maskEmail(String(factor?.settings.email ?? ''));
+        return { id: m.id, method: m.method, label: `Email a code to ${destination}`, digits: 6, destination, ...extra };
+      }
+      case 'sms': {
+        const destination = maskPhone(String(factor?.settings.phoneNumber ?? ''));
+        return { id: m.id, method: m.method, label: `Text a code to ${destination}`, digits: 6, destination, ...extra };
+      }
+      case 'webauthn':
+        return { id: m.id, method: m.method, label: 'Use a passkey or security key', digits: 0, ...extra };
+    }
+  }
 
   async function clientName(details: InteractionDetails): Promise<string> {
     const client = await interactions.client(details);
@@ -36,8 +79,14 @@ export function createPages(deps: { interactions: Interactions; factorService: F
       }, opts.error ? opts.error.status : 200);
     },
 
-    async secondFactor(ctx: Context, details: InteractionDetails, challenge: Challenge, error?: AppError) {
-      const status = error ? 400 : 200;
+    /**
+     * The second-factor step: the chosen method (`methodId`, else the first)
+     * with links to the others; the enrolment page when the challenge
+     * activates a new authenticator.
+     */
+    async secondFactor(ctx: Context, details: InteractionDetails, challenge: Challenge, opts: { error?: AppError | undefined; methodId?: string | undefined; notice?: string } = {}) {
+      const { error } = opts;
+      const status = error ? error.status === 429 ? 429 : 400 : 200;
       const common = { uid: details.uid, client: await clientName(details), error: error?.message, attemptsLeft: deps.maxAttempts - challenge.attempts };
       if (challenge.enrollmentFactorId) {
         const [factor, user] = await Promise.all([factors.findById(challenge.enrollmentFactorId), users.findById(challenge.userId)]);
@@ -48,13 +97,26 @@ export function createPages(deps: { interactions: Interactions; factorService: F
           digits: settings.digits, methodId: factor.id, email: user.email,
         }, status);
       }
-      const methods = await Promise.all(challenge.methods.map(async (m) => {
-        const f = await factors.findById(m.factorId);
-        return { id: m.id, name: f?.name ?? 'Authenticator app', digits: f ? factorService.settingsOf(f).digits : 6 };
-      }));
+      const methods = await Promise.all(challenge.methods.map((m) => describeMethod(challenge, m)));
+      const current = methods.find((m) => m.id === opts.methodId) ?? methods[0];
+      if (!current) throw new AppError('mfa.challenge_not_found');
+      const lock = await deps.lockStatus(challenge.userId);
+      const locked = lock.locked ? { minutes: Math.max(1, Math.ceil(lock.retryAfter / 60)) } : null;
       return render(ctx, 'login/two-factor', {
-        ...common, title: 'Two-step verification', methods, digits: methods[0]?.digits ?? 6,
-      }, status);
+        ...common, title: 'Two-step verification', current, others: methods.filter((m) => m !== current),
+        locked: error?.code === 'mfa.locked' ? locked ?? { minutes: Math.ceil(Number(error.details?.retryAfter ?? 60) / 60) } : locked,
+        error: error?.code === 'mfa.locked' ? undefined : error?.message, notice: opts.notice,
+      }, locked || error?.code === 'mfa.locked' ? 429 : status);
+    },
+
+    /** After the first factor was turned on: the new recovery codes, once, then on to the app. */
+    async recoveryCodes(ctx: Context, details: InteractionDetails, codes: string[], next: string) {
+      await render(ctx, 'login/recovery-codes', { title: 'Save your recovery codes', client: await clientName(details), codes, next });
+    },
+
+    /** After a recovery code was used with few left: say so, then on to the app. */
+    async recoveryCodesLow(ctx: Context, details: InteractionDetails, remaining: number, next: string) {
+      await render(ctx, 'login/recovery-low', { title: 'Recovery code used', client: await clientName(details), remaining, next });
     },
 
     async consent(ctx: Context, details: InteractionDetails) {

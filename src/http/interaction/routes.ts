@@ -13,10 +13,11 @@ import { AppError, assertThat } from '../../errors.ts';
 import type { Interactions, InteractionDetails } from '../../oidc/interaction.ts';
 import { clientPolicy, requestedAcrs, type PolicyDeps } from '../../oidc/policy.ts';
 import type { SignInService, SignInContext } from '../../mfa/sign-in.ts';
-import type { ChallengeService, Challenge } from '../../mfa/challenges.ts';
+import type { ChallengeService, Challenge, ChallengeOutcome } from '../../mfa/challenges.ts';
+import { RECOVERY_CODES_LOW } from '../../mfa/recovery-codes.ts';
 import type { UserService } from '../../users/users.ts';
 import { wantsJson } from '../middleware/error-handler.ts';
-import { field, typedCode } from '../form.ts';
+import { credentialField, field, typedCode } from '../form.ts';
 import type { createPages } from './pages.ts';
 
 export interface InteractionDeps {
@@ -56,6 +57,35 @@ export function interactionRouter(deps: InteractionDeps): Router {
     };
   }
 
+  /** The method a person picked from "other ways to verify" (`?method=`). */
+  function chosenMethod(ctx: Context): string | undefined {
+    const m = ctx.query.method;
+    return typeof m === 'string' && m.length <= 64 ? m : undefined;
+  }
+
+  /**
+   * The second factor is done: finish the login. A page shows the new
+   * recovery codes (first factor just turned on) or warns that few are left
+   * before going on; a JSON client gets them in the answer.
+   */
+  async function secondFactorDone(ctx: Context, details: InteractionDetails, outcome: ChallengeOutcome): Promise<void> {
+    await signIn.completed({ userId: outcome.userId, clientId: outcome.clientId, amr: outcome.amr, ip: ctx.ip });
+    const redirectTo = await interactions.finishLogin(ctx, { accountId: outcome.userId, amr: outcome.amr, acr: outcome.acr });
+    if (wantsJson(ctx)) {
+      ctx.body = {
+        redirectTo,
+        ...(outcome.recoveryCodes ? { recoveryCodes: outcome.recoveryCodes } : {}),
+        ...(outcome.remainingRecoveryCodes !== null ? { remainingRecoveryCodes: outcome.remainingRecoveryCodes } : {}),
+      };
+      return;
+    }
+    if (outcome.recoveryCodes) return pages.recoveryCodes(ctx, details, outcome.recoveryCodes, redirectTo);
+    if (outcome.remainingRecoveryCodes !== null && outcome.remainingRecoveryCodes <= RECOVERY_CODES_LOW) {
+      return pages.recoveryCodesLow(ctx, details, outcome.remainingRecoveryCodes, redirectTo);
+    }
+    finished(ctx, redirectTo);
+  }
+
   /** A step-up: the session's user and amr, asking only for the missing factor. */
   async function startStepUp(ctx: Context, details: InteractionDetails) {
     const session = details.session!;
@@ -74,7 +104,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
     if (interactions.isStepUp(details)) {
       // A JSON client gets a fresh twoFactorId; a page reuses the live challenge.
       const live = json ? undefined : await challenges.findByBinding(details.uid);
-      if (live) return pages.secondFactor(ctx, details, live);
+      if (live) return pages.secondFactor(ctx, details, live, { methodId: chosenMethod(ctx) });
       const step = await startStepUp(ctx, details);
       return json ? pending(ctx, step.twoFactorId, step.challenge) : pages.secondFactor(ctx, details, step.challenge);
     }
@@ -83,7 +113,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
       return;
     }
     const live = await challenges.findByBinding(details.uid);
-    return live ? pages.secondFactor(ctx, details, live) : pages.password(ctx, details);
+    return live ? pages.secondFactor(ctx, details, live, { methodId: chosenMethod(ctx) }) : pages.password(ctx, details);
   });
 
   router.post('/login', async (ctx) => {
@@ -120,18 +150,19 @@ export function interactionRouter(deps: InteractionDeps): Router {
       ? await challenges.find(field(ctx, 'twoFactorId'), details.uid)
       : await challenges.findByBinding(details.uid);
     assertThat(challenge, 'mfa.challenge_not_found');
-    const code = typedCode(ctx);
     const methodId = field(ctx, 'methodId') || undefined;
+    let outcome;
     try {
-      const outcome = await challenges.verify(challenge, { methodId, code });
-      await signIn.completed({ userId: outcome.userId, clientId: outcome.clientId, amr: outcome.amr, ip: ctx.ip });
-      return finished(ctx, await interactions.finishLogin(ctx, { accountId: outcome.userId, amr: outcome.amr, acr: outcome.acr }));
+      outcome = await challenges.verify(challenge, { methodId, code: typedCode(ctx), credential: credentialField(ctx) });
     } catch (err) {
       if (json || !(err instanceof AppError)) throw err;
-      if (err.code === 'mfa.invalid_code') return pages.secondFactor(ctx, details, { ...challenge, attempts: challenge.attempts + 1 }, err);
+      if (err.code === 'mfa.invalid_code' || err.code === 'mfa.locked') {
+        return pages.secondFactor(ctx, details, { ...challenge, attempts: challenge.attempts + 1 }, { error: err, methodId });
+      }
       if (err.code === 'mfa.too_many_attempts') return pages.abortable(ctx, details, err);
       throw err;
     }
+    return secondFactorDone(ctx, details, outcome);
   });
 
   router.post('/consent', async (ctx) => {
