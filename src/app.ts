@@ -138,7 +138,7 @@ export async function createApp(deps: AppDeps) {
   forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));
   forms.use(interaction.routes(), interaction.allowedMethods());
 
-  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService });
+  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes });
   const tokens = createApiTokenSigner({ issuer: config.issuer, jwk: keys.jwks.keys[0]!, clock });
   const routes = apiRoutes({
     config, clock, db, sealer, users, clients, challenges, signIn, factorService, factorAdmin, apiKeys, tokens,

@@ -13,6 +13,8 @@ import type { User } from '../store/users.ts';
 import type { FactorService } from './factors/index.ts';
 import { totpQrPng, type TotpSettings } from './factors/totp.ts';
 import { AppError, assertThat } from '../errors.ts';
+import type { SecondFactorLock } from './lockout.ts';
+import type { RecoveryCodes } from './recovery-codes.ts';
 
 export const FACTOR_TYPES = ['token:software:totp'] as const satisfies readonly FactorType[];
 
@@ -65,8 +67,10 @@ export function createFactorAdmin(deps: {
   factors: FactorsStore;
   events: EventsStore;
   factorService: FactorService;
+  lock: SecondFactorLock;
+  recoveryCodes: RecoveryCodes;
 }) {
-  const { db, users, factors, events, factorService } = deps;
+  const { db, users, factors, events, factorService, lock } = deps;
 
   function providerOf(f: Factor): TotpProvider {
     const p = f.settings.provider;
@@ -101,17 +105,29 @@ export function createFactorAdmin(deps: {
 
   /**
    * Checks a code and spends its time step with the same guarded write as
-   * sign-in, so a code is good once even across concurrent requests.
+   * sign-in, so a code is good once even across concurrent requests. The
+   * check counts toward the account's second-factor lock-out like any other
+   * door: a management API key cannot be used to brute-force a user's codes.
    * @returns false for a wrong, malformed or replayed code (one answer).
+   * @throws AppError mfa.locked
    */
   async function spend(factor: Factor, passCode: string, activate: boolean, onAccept: (trx: Db) => Promise<void>): Promise<boolean> {
-    const step = await factorService.matchTotp(factor, passCode);
-    if (step === null) return false;
-    return db.transaction(async (trx) => {
-      if (!(await factors.acceptTimeStep(factor.id, step, activate, trx))) return false;
-      await onAccept(trx);
-      return true;
-    });
+    await lock.reserve(factor.userId);
+    let ok: boolean;
+    try {
+      const step = await factorService.matchTotp(factor, passCode);
+      ok = step !== null && await db.transaction(async (trx) => {
+        if (!(await factors.acceptTimeStep(factor.id, step, activate, trx))) return false;
+        await onAccept(trx);
+        await lock.succeeded(factor.userId, trx);
+        return true;
+      });
+    } catch (err) {
+      await lock.refund(factor.userId);
+      throw err;
+    }
+    if (!ok) await lock.failed(factor.userId);
+    return ok;
   }
 
   return {
@@ -154,17 +170,51 @@ export function createFactorAdmin(deps: {
      *   replayed.
      * @throws AppError user.not_found, factor.not_found, factor.not_pending
      */
-    async activate(userId: string, factorId: string, passCode: string, context: AuditContext = {}): Promise<FactorView | null> {
+    async activate(userId: string, factorId: string, passCode: string, context: AuditContext = {}): Promise<{ factor: FactorView; recoveryCodes: string[] | null } | null> {
       const { user, factor } = await owned(userId, factorId);
       assertThat(factor.status === 'PENDING_ACTIVATION', 'factor.not_pending', { status: factor.status });
-      const ok = await spend(factor, passCode, true, (trx) => audit('factor.activated', user.id, context, { factorId, type: factor.type }, trx));
+      let recoveryCodes: string[] | null = null;
+      const ok = await spend(factor, passCode, true, async (trx) => {
+        await audit('factor.activated', user.id, context, { factorId, type: factor.type }, trx);
+        // The user's first second factor comes with recovery codes.
+        recoveryCodes = await deps.recoveryCodes.generateIfNone(user.id, trx);
+      });
       if (!ok) {
         await audit('factor.verify_failed', user.id, context, { factorId, during: 'activation' });
         return null;
       }
       const activated = await factors.findOfUser(user.id, factorId);
       assertThat(activated, 'factor.not_found');
-      return view(activated, user);
+      return { factor: view(activated, user), recoveryCodes };
+    },
+
+    /**
+     * A new set of recovery codes for the user; the old set stops working.
+     * @returns the codes, the only time they are readable.
+     * @throws AppError user.not_found, factor.not_active (the user has no active factor)
+     */
+    async regenerateRecoveryCodes(userId: string, context: AuditContext = {}): Promise<string[]> {
+      const user = await userOf(userId);
+      assertThat(await factors.hasActive(user.id), 'factor.not_active', { reason: 'the user has no active second factor' });
+      return deps.recoveryCodes.generate(user.id, context.actor ? { actor: context.actor } : {});
+    },
+
+    /** @throws AppError user.not_found */
+    async lockStatus(userId: string) {
+      const user = await userOf(userId);
+      return lock.status(user.id);
+    },
+
+    /** Ends a lock-out (audited when there was one). @throws AppError user.not_found */
+    async unlock(userId: string, actor: string): Promise<void> {
+      const user = await userOf(userId);
+      await lock.unlock(user.id, actor);
+    },
+
+    /** @returns how many unused recovery codes the user has. @throws AppError user.not_found */
+    async recoveryCodesLeft(userId: string): Promise<number> {
+      const user = await userOf(userId);
+      return deps.recoveryCodes.remaining(user.id);
     },
 
     /**
@@ -225,6 +275,8 @@ export function createFactorAdmin(deps: {
         // Gone since it was read (a concurrent delete or reset): same answer as unknown.
         if (!(await factors.deleteOfUser(user.id, factor.id, trx))) throw new AppError('factor.not_found');
         await audit('factor.deleted', user.id, context, { factorId, type: factor.type, status: factor.status }, trx);
+        // Recovery codes stand in for a second factor; without one they would be a second password.
+        if (!(await factors.hasActive(user.id, trx))) await deps.recoveryCodes.remove(user.id, trx);
       });
     },
 
@@ -237,6 +289,7 @@ export function createFactorAdmin(deps: {
       const user = await userOf(userId);
       return db.transaction(async (trx) => {
         const count = await factors.deleteAllOfUser(user.id, trx);
+        await deps.recoveryCodes.remove(user.id, trx);
         await audit('factor.reset', user.id, context, { count }, trx);
         return count;
       });

@@ -59,8 +59,8 @@ export function createFactorsStore(db: Db, clock: Clock) {
     async listByUser(userId: string): Promise<Factor[]> {
       return (await db<Row>('factors').where({ user_id: userId }).orderBy('created_at')).map(toFactor);
     },
-    async hasActive(userId: string): Promise<boolean> {
-      const r = await db('factors').where({ user_id: userId, status: 'ACTIVE' }).first('id');
+    async hasActive(userId: string, trx: Db = db): Promise<boolean> {
+      const r = await trx('factors').where({ user_id: userId, status: 'ACTIVE' }).first('id');
       return r !== undefined;
     },
     /**

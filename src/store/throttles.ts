@@ -70,11 +70,17 @@ export function createThrottlesStore(db: Db, clock: Clock) {
      */
     async reserveFailure(key: string, limit: number): Promise<boolean> {
       const now = clock.now();
-      await ensure(key);
-      await db('throttles').where({ key }).andWhere('locked_until', '<=', now).update({ count: 0, locked_until: null, updated_at: now });
-      const n = await db('throttles').where({ key }).whereNull('locked_until').andWhere('count', '<', limit)
-        .update({ count: db.raw('count + 1'), updated_at: now });
-      return n === 1;
+      // Rows are reset, never deleted while in use, but the sweeper may remove
+      // an idle one between these statements: then the row is made again.
+      for (let tries = 0; tries < 2; tries += 1) {
+        await ensure(key);
+        await db('throttles').where({ key }).andWhere('locked_until', '<=', now).update({ count: 0, locked_until: null, updated_at: now });
+        const n = await db('throttles').where({ key }).whereNull('locked_until').andWhere('count', '<', limit)
+          .update({ count: db.raw('count + 1'), updated_at: now });
+        if (n === 1) return true;
+        if (await db('throttles').where({ key }).first('key')) return false;
+      }
+      return false;
     },
 
     /** Gives back a reserved failure that was not the user's (a server error). */
@@ -97,9 +103,15 @@ export function createThrottlesStore(db: Db, clock: Clock) {
       return n === 1 ? until : null;
     },
 
-    /** Forgets the key: a full success, or an admin unlock. */
+    /**
+     * Starts the key afresh: a full success, or an admin unlock. The row is
+     * reset rather than deleted, so a concurrent reservation never loses it.
+     * @returns true when there was a count or a lock to clear.
+     */
     async clear(key: string, trx: Db = db): Promise<boolean> {
-      return (await trx('throttles').where({ key }).del()) > 0;
+      const n = await trx('throttles').where({ key }).andWhere((q) => q.where('count', '>', 0).orWhereNotNull('locked_until').orWhere('level', '>', 0))
+        .update({ count: 0, locked_until: null, level: 0, updated_at: clock.now() });
+      return n > 0;
     },
 
     /**

@@ -108,7 +108,8 @@ describe('factor-management API', () => {
     expect(active.status).to.equal(200);
     expect(active.body).to.include({ id: enrolled.id, status: 'ACTIVE', provider: 'GOOGLE' });
     expect(active.body._links.verify.href).to.equal(`${self}/verify`);
-    expect(active.body).to.not.have.property('_embedded');
+    // The user's first factor comes with recovery codes, answered this once.
+    expect(active.body._embedded.recoveryCodes).to.have.length(10);
     expect(active.body.lastVerified).to.be.a('string');
     expect((await call('GET', `${self}/qr`)).status, 'no QR once active').to.equal(404);
 
@@ -132,7 +133,7 @@ describe('factor-management API', () => {
 
     const events = await eventsOf(user.id);
     expect(events.map((e) => e.type)).to.deep.equal([
-      'user.created', 'factor.enrolled', 'factor.activated', 'factor.verify_failed', 'factor.verified', 'factor.verify_failed', 'factor.deleted',
+      'user.created', 'factor.enrolled', 'factor.activated', 'recovery_codes.generated', 'factor.verify_failed', 'factor.verified', 'factor.verify_failed', 'factor.deleted',
     ]);
     for (const e of events.filter((ev) => ev.type.startsWith('factor.'))) {
       expect(e.details).to.include({ factorId: enrolled.id, actor: `api_key:${writeKeyId}` });

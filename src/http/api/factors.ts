@@ -10,6 +10,13 @@
  *   POST   /api/v1/users/:id/factors/:fid/verify               {passCode} → 200 {factorResult} | 403 E0000068
  *   DELETE /api/v1/users/:id/factors/:fid                      → 204
  *   POST   /api/v1/users/:id/lifecycle/reset_factors           → 200 {}
+ *   POST   /api/v1/users/:id/lifecycle/unlock                  end a second-factor lock-out → 200 {}
+ *   GET    /api/v1/users/:id/lockout                           → 200 {locked, lockedUntil, failures}
+ *   POST   /api/v1/users/:id/recovery-codes                    new set → 200 {recoveryCodes} (shown once)
+ *   GET    /api/v1/users/:id/recovery-codes                    → 200 {remaining}
+ *
+ * Verify and activate count toward the account's second-factor lock-out
+ * (429 mfa.locked while locked), like every other door.
  *
  * A wrong code answers Okta's error body (the handler builds it); every other
  * error is ours, `{error, message, details?}`.
@@ -54,6 +61,14 @@ const EnrolledBody = z.strictObject({
     }),
   }),
 });
+
+/** An activation that turned on the user's first factor also answers the new recovery codes, once. */
+const ActivatedBody = z.strictObject({
+  ...factorFields,
+  _embedded: z.strictObject({ recoveryCodes: z.array(z.string()) }).optional(),
+});
+const locked = { description: 'The account\'s second factor is locked after too many wrong answers (mfa.locked, details.retryAfter in seconds)', schema: ErrorBody };
+const RecoveryCodesBody = z.strictObject({ recoveryCodes: z.array(z.string()) });
 
 /** Okta's wrong-code answer. */
 const OktaError = z.strictObject({
@@ -171,14 +186,17 @@ export function factorRoutes(deps: ApiDeps): ApiRoute[] {
       params: FactorParams,
       body: PassCode,
       responses: {
-        200: { description: 'The ACTIVE factor', schema: FactorBody },
+        200: { description: 'The ACTIVE factor (with the new recovery codes when it is the user\'s first)', schema: ActivatedBody },
         400: { description: 'Bad input, or the factor is not PENDING_ACTIVATION', schema: ErrorBody },
         403: refused,
         404: notFound,
+        429: locked,
       },
       async handler({ params, body, key, ctx }) {
-        const factor = await admin.activate(params.id, params.fid, body.passCode, audit(key, ctx));
-        return factor ? { status: 200, body: factorBody(factor) } : invalidPassCode;
+        const activated = await admin.activate(params.id, params.fid, body.passCode, audit(key, ctx));
+        if (!activated) return invalidPassCode;
+        const embedded = activated.recoveryCodes ? { _embedded: { recoveryCodes: activated.recoveryCodes } } : {};
+        return { status: 200, body: { ...factorBody(activated.factor), ...embedded } };
       },
     }),
 
@@ -192,6 +210,7 @@ export function factorRoutes(deps: ApiDeps): ApiRoute[] {
         400: { description: 'Bad input, or the factor is not ACTIVE', schema: ErrorBody },
         403: { ...refused, description: 'Wrong, malformed or replayed code (Okta E0000068), a suspended user, or the API key lacks a scope' },
         404: notFound,
+        429: locked,
       },
       async handler({ params, body, key, ctx }) {
         const ok = await admin.verify(params.id, params.fid, body.passCode, audit(key, ctx));
@@ -218,6 +237,55 @@ export function factorRoutes(deps: ApiDeps): ApiRoute[] {
       async handler({ params, key, ctx }) {
         await admin.reset(params.id, audit(key, ctx));
         return { status: 200, body: {} };
+      },
+    }),
+
+    route({
+      method: 'post', path: '/api/v1/users/:id/lifecycle/unlock', tag: 'Factors', scopes: ['factors:write'],
+      summary: 'End a second-factor lock-out and clear the failure count',
+      params: UserParams,
+      responses: { 200: { description: 'Unlocked (also when it was not locked)', schema: z.strictObject({}) }, 404: notFound },
+      async handler({ params, key }) {
+        await admin.unlock(params.id, `api_key:${key!.id}`);
+        return { status: 200, body: {} };
+      },
+    }),
+
+    route({
+      method: 'get', path: '/api/v1/users/:id/lockout', tag: 'Factors', scopes: ['factors:read'],
+      summary: 'Whether the user\'s second factor is locked, until when, and the failures counted',
+      params: UserParams,
+      responses: {
+        200: { description: 'The lock-out state', schema: z.strictObject({ locked: z.boolean(), lockedUntil: z.iso.datetime().nullable(), failures: z.number() }) },
+        404: notFound,
+      },
+      async handler({ params }) {
+        const st = await admin.lockStatus(params.id);
+        return { status: 200, body: { locked: st.locked, lockedUntil: st.lockedUntil ? new Date(st.lockedUntil).toISOString() : null, failures: st.failures } };
+      },
+    }),
+
+    route({
+      method: 'post', path: '/api/v1/users/:id/recovery-codes', tag: 'Factors', scopes: ['factors:write'],
+      summary: 'Make a new set of recovery codes (the old set stops working); answered once',
+      params: UserParams,
+      responses: {
+        200: { description: 'The new codes', schema: RecoveryCodesBody },
+        400: { description: 'The user has no active second factor', schema: ErrorBody },
+        404: notFound,
+      },
+      async handler({ params, key, ctx }) {
+        return { status: 200, body: { recoveryCodes: await admin.regenerateRecoveryCodes(params.id, audit(key, ctx)) } };
+      },
+    }),
+
+    route({
+      method: 'get', path: '/api/v1/users/:id/recovery-codes', tag: 'Factors', scopes: ['factors:read'],
+      summary: 'How many unused recovery codes the user has (never the codes)',
+      params: UserParams,
+      responses: { 200: { description: 'The count', schema: z.strictObject({ remaining: z.number() }) }, 404: notFound },
+      async handler({ params }) {
+        return { status: 200, body: { remaining: await admin.recoveryCodesLeft(params.id) } };
       },
     }),
   ];
