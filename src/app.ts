@@ -20,6 +20,8 @@ import { createProviderKeysStore } from './store/provider-keys.ts';
 import { createThrottlesStore } from './store/throttles.ts';
 import { createRecoveryCodesStore } from './store/recovery-codes.ts';
 import { createSecondFactorLock } from './mfa/lockout.ts';
+import { createPasswordThrottle } from './users/password-throttle.ts';
+import { perIpLimit } from './http/middleware/rate-limit.ts';
 import { createRecoveryCodes } from './mfa/recovery-codes.ts';
 import { authenticatorMethod, recoveryCodeMethod } from './mfa/methods.ts';
 import { keyedHasher } from './lib/hash.ts';
@@ -103,7 +105,8 @@ export async function createApp(deps: AppDeps) {
   });
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
   const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
-  const signIn = createSignInService({ users, challenges, events: stores.events, metrics, hasActiveFactor: policy.hasActiveFactor });
+  const passwordThrottle = createPasswordThrottle({ throttles: stores.throttles, clock, policy: config.throttle.password });
+  const signIn = createSignInService({ users, challenges, events: stores.events, metrics, passwordThrottle, hasActiveFactor: policy.hasActiveFactor });
   const apiKeys = createApiKeyService({ keys: stores.apiKeys, events: stores.events });
 
   const keys = await loadProviderKeys(stores.keys, sealer);
@@ -136,6 +139,8 @@ export async function createApp(deps: AppDeps) {
   const forms = new Router();
   forms.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '16kb' }));
   forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));
+  const signInLimit = perIpLimit({ throttles: stores.throttles, bucket: 'signin', perMinute: config.throttle.perIp.signInPerMinute, now: clock.now });
+  forms.use(async (ctx, next) => (ctx.method === 'POST' && /^\/interaction\/[^/]+\/(login|two-factor|send)$/.test(ctx.path) ? signInLimit(ctx, next) : next()));
   forms.use(interaction.routes(), interaction.allowedMethods());
 
   const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes });
@@ -149,6 +154,8 @@ export async function createApp(deps: AppDeps) {
     ctx.set('Cache-Control', 'no-store');
     await next();
   });
+  api.use(perIpLimit({ throttles: stores.throttles, bucket: 'api', perMinute: config.throttle.perIp.apiPerMinute, now: clock.now }));
+  api.use(async (ctx, next) => (/^\/api\/(login|two-factor\/)/.test(ctx.path) ? signInLimit(ctx, next) : next()));
   api.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb' }));
   mountRoutes(api, routes, { apiKeys, events: stores.events, strict: config.env !== 'production', log });
   const openapi = openApiDocument(routes, { issuer: config.issuer, version: '1' });

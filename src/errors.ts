@@ -16,7 +16,7 @@ const CODES = {
   'interaction.expired': [400, 'This sign-in has expired or was already finished. Start again from the app you were signing in to.'],
   'interaction.unexpected_step': [400, 'This step of the sign-in is not expected now. Start again from the app you were signing in to.'],
   'mfa.challenge_not_found': [404, 'This second-factor check has expired or was already used. Start again.'],
-  'mfa.invalid_code': [421, 'That code is not correct. Check your authenticator app and try again.'],
+  'mfa.invalid_code': [400, 'That code is not correct. Check your authenticator app and try again.'],
   'mfa.too_many_attempts': [429, 'Too many wrong codes. Start the sign-in again.'],
   'mfa.locked': [429, 'Too many wrong answers: two-step verification is locked for this account for a while. Try again later, or ask your administrator to unlock it.'],
   'request.rate_limited': [429, 'Too many requests. Wait a moment and try again.'],

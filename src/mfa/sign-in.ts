@@ -14,6 +14,7 @@ import { ACR, type Acr } from './amr.ts';
 import { AppError } from '../errors.ts';
 import type { EventsStore } from '../store/events.ts';
 import type { DomainMetrics } from '../metrics.ts';
+import type { PasswordThrottle } from '../users/password-throttle.ts';
 
 export interface SignInContext {
   clientId: string;
@@ -35,7 +36,10 @@ export type SignInStep =
 
 export type SignInService = ReturnType<typeof createSignInService>;
 
-export function createSignInService(deps: { users: UserService; challenges: ChallengeService; events: EventsStore; metrics: DomainMetrics; hasActiveFactor(userId: string): Promise<boolean> }) {
+export function createSignInService(deps: {
+  users: UserService; challenges: ChallengeService; events: EventsStore; metrics: DomainMetrics; passwordThrottle: PasswordThrottle;
+  hasActiveFactor(userId: string): Promise<boolean>;
+}) {
   const { users, challenges, events, metrics } = deps;
 
   /** Starts the check for the factor this sign-in still needs (or the enrolment of one). */
@@ -50,14 +54,18 @@ export function createSignInService(deps: { users: UserService; challenges: Chal
   return {
     /**
      * @throws AppError auth.invalid_credentials (unknown user, wrong password
-     *   and suspended user alike)
+     *   and suspended user alike), auth.throttled (too many failures for this
+     *   login id: known or not, the same answer)
      */
     async passwordStep(loginId: string, password: string, ctx: SignInContext): Promise<SignInStep> {
+      await deps.passwordThrottle.check(loginId);
       const user = await users.authenticate(loginId, password, { clientId: ctx.clientId, ...(ctx.ip ? { ip: ctx.ip } : {}) });
       if (!user) {
+        await deps.passwordThrottle.failed(loginId);
         metrics.recordSignIn('invalid_credentials');
         throw new AppError('auth.invalid_credentials');
       }
+      await deps.passwordThrottle.succeeded(loginId);
       const need = secondFactorRequirement({ policy: ctx.policy, requestedAcrs: ctx.requestedAcrs, hasActiveFactor: await deps.hasActiveFactor(user.id) });
       if (need === 'none') return { kind: 'complete', user, amr: ['pwd'], acr: ACR.password };
       return secondFactorFor(user, ['pwd'], ctx, need);

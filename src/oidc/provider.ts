@@ -122,5 +122,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, configuration);
   // Behind a TLS-terminating load balancer, trust its X-Forwarded-* headers.
   provider.proxy = config.proxy;
+  // Only the last X-Forwarded-For hop is ours; earlier ones are whatever the client sent.
+  provider.maxIpsCount = 1;
   return provider;
 }

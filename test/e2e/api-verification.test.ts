@@ -58,7 +58,7 @@ describe('verification API', () => {
     expect(res.body.methods).to.deep.equal([{ id: factorId, method: 'authenticator', authenticator: { algorithm: 'HmacSHA1', codeLength: 6, timeStep: 30 } }]);
 
     const wrong = await call('/api/two-factor/login', { twoFactorId: res.body.twoFactorId, code: '00000' });
-    expect(wrong.status).to.equal(421);
+    expect(wrong.status).to.equal(400);
     expect(wrong.body.error).to.equal('mfa.invalid_code');
 
     const ok = await call('/api/two-factor/login', { twoFactorId: res.body.twoFactorId, code: await totpNow(server, secret) });
@@ -153,7 +153,7 @@ describe('JSON interaction API', () => {
     expect(methods[0].method).to.equal('authenticator');
 
     const wrong = await json(flow, `${uidPath}/two-factor`, { twoFactorId, methodId: methods[0].id, code: '000000' });
-    expect(wrong.status).to.equal(421);
+    expect(wrong.status).to.equal(400);
     expect(JSON.parse(wrong.html).error).to.equal('mfa.invalid_code');
     const unknown = await json(flow, `${uidPath}/two-factor`, { twoFactorId: 'forged', code: '000000' });
     expect(unknown.status).to.equal(404);

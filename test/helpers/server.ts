@@ -8,6 +8,7 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { createDb, isSqlite, migrateLatest, type Db } from '../../src/store/db.ts';
 import { manualClock } from '../../src/lib/clock.ts';
 import { createApp, type App } from '../../src/app.ts';
+import { logFunction, type Logger } from '../../src/lib/log.ts';
 
 export const TEST_SEAL_KEY = Buffer.from('twofold-test-seal-key-32-bytes!!');
 
@@ -38,7 +39,19 @@ export async function resetDatabase(db: Db): Promise<void> {
   }
 }
 
-export async function startServer(options: { overrides?: Overrides; db?: Db } = {}): Promise<TestServer> {
+export interface StartOptions {
+  overrides?: Overrides;
+  /** A database the caller migrated and will close (shared by several nodes). */
+  db?: Db;
+  /** A clock shared with other servers; a fresh manual clock when absent. */
+  clock?: ReturnType<typeof manualClock>;
+  /** The seal key; TEST_SEAL_KEY when absent. */
+  sealKey?: Buffer;
+  /** A pino logger: the app logs requests to it, and server errors too (they still land in `errors`). */
+  logger?: Logger;
+}
+
+export async function startServer(options: StartOptions = {}): Promise<TestServer> {
   const server: Server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -52,9 +65,17 @@ export async function startServer(options: { overrides?: Overrides; db?: Db } = 
     await migrateLatest(db);
     if (!config.database.url.startsWith('sqlite:')) await resetDatabase(db);
   }
-  const clock = manualClock(Date.now());
+  const clock = options.clock ?? manualClock(Date.now());
   const errors: unknown[] = [];
-  const app = await createApp({ config, db, clock, sealKey: TEST_SEAL_KEY, log: (msg, err) => errors.push({ msg, err }) });
+  const logError = options.logger ? logFunction(options.logger) : undefined;
+  const app = await createApp({
+    config, db, clock, sealKey: options.sealKey ?? TEST_SEAL_KEY,
+    log: (msg, err) => {
+      errors.push({ msg, err });
+      logError?.(msg, err);
+    },
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
   server.on('request', app.provider.callback());
   return {
     origin, config, db, clock, app, errors,

@@ -54,6 +54,7 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
         200: { description: 'Signed in: the user and a short-lived JWT', schema: Completed },
         242: { description: 'A second factor is needed', schema: PendingBody },
         404: { description: 'The user was not found or the password was incorrect', schema: ErrorBody },
+        429: { description: 'Too many password failures for this loginId (auth.throttled, details.retryAfter): the same for every loginId, known or not', schema: ErrorBody },
       },
       async handler({ body, key, ctx }) {
         const client = await clientOf(body.applicationId);
@@ -93,8 +94,8 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
       responses: {
         200: { description: 'The second factor is verified: the user and a short-lived JWT', schema: Completed },
         404: { description: 'The challenge is unknown, expired or already used', schema: ErrorBody },
-        421: { description: 'The code is not correct', schema: ErrorBody },
-        429: { description: 'Too many wrong codes: the challenge has failed', schema: ErrorBody },
+        400: { description: 'The code is not correct (mfa.invalid_code), or bad input. Not FusionAuth\'s 421: fetch implementations resend a request answered 421, which would spend two tries per wrong code', schema: ErrorBody },
+        429: { description: 'Too many wrong codes: the challenge has failed (mfa.too_many_attempts), or the account\'s second factor is locked (mfa.locked)', schema: ErrorBody },
       },
       async handler({ body, key }) {
         const challenge = await challenges.find(body.twoFactorId, bindingOf(key));

@@ -124,7 +124,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
     try {
       step = await signIn.passwordStep(email, field(ctx, 'password'), await signInContext(ctx, details));
     } catch (err) {
-      if (err instanceof AppError && err.code === 'auth.invalid_credentials' && !wantsJson(ctx)) {
+      if (err instanceof AppError && (err.code === 'auth.invalid_credentials' || err.code === 'auth.throttled') && !wantsJson(ctx)) {
         return pages.password(ctx, details, { error: err, email });
       }
       throw err;

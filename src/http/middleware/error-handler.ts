@@ -33,13 +33,6 @@ function toAppError(err: unknown): AppError {
   return new AppError('server.error', { cause: err });
 }
 
-/** Maps a domain status to what a browser page should answer. */
-function pageStatus(status: number): number {
-  // 421 is FusionAuth's "wrong code" for APIs; some browsers retry a 421 on a
-  // new connection, which must never replay a form with a code in it.
-  return status === 421 ? 400 : status;
-}
-
 export function errorHandler(options: { log: (msg: string, err: unknown) => void }): Middleware {
   return async (ctx, next) => {
     try {
@@ -53,7 +46,7 @@ export function errorHandler(options: { log: (msg: string, err: unknown) => void
         ctx.body = { error: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) };
         return;
       }
-      await render(ctx, 'error', { title: 'Something went wrong', message: e.message, code: e.code, startOver: ctx.state.startOverUrl }, pageStatus(e.status));
+      await render(ctx, 'error', { title: 'Something went wrong', message: e.message, code: e.code, startOver: ctx.state.startOverUrl }, e.status);
     }
   };
 }
