@@ -25,6 +25,9 @@ import { perIpLimit } from './http/middleware/rate-limit.ts';
 import { createRecoveryCodes } from './mfa/recovery-codes.ts';
 import { authenticatorMethod, recoveryCodeMethod } from './mfa/methods.ts';
 import { keyedHasher } from './lib/hash.ts';
+import { createOtpCodesStore } from './store/otp-codes.ts';
+import { createSentCodes, sentCodeMethod } from './mfa/sent-codes.ts';
+import { createDelivery } from './delivery/index.ts';
 import { createPasswordHasher } from './users/passwords.ts';
 import { createUserService } from './users/users.ts';
 import { createFactorService } from './mfa/factors/index.ts';
@@ -50,7 +53,7 @@ import { mountRoutes } from './http/api/route.ts';
 import { openApiDocument } from './http/api/openapi.ts';
 import { createOps, metricsMiddleware } from './http/ops.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { requestLog, type Logger } from './lib/log.ts';
+import { createLogger, requestLog, type Logger } from './lib/log.ts';
 import { createFactorAdmin } from './mfa/factor-admin.ts';
 import { accountRouter, ACCOUNT_CLIENT_ID } from './http/account/routes.ts';
 import { AppError } from './errors.ts';
@@ -86,14 +89,27 @@ export async function createApp(deps: AppDeps) {
     apiKeys: createApiKeysStore(db, clock),
     throttles: createThrottlesStore(db, clock),
     recoveryCodes: createRecoveryCodesStore(db, clock),
+    otpCodes: createOtpCodesStore(db, clock),
   };
+  const delivery = createDelivery({ config: config.delivery, rootDir: ROOT_DIR, clock, logger: deps.logger ?? createLogger({ level: 'silent' }) });
   const hasher = createPasswordHasher(config.passwords, (work) => metrics.timePasswordHash(work));
   const users = createUserService({ users: stores.users, events: stores.events, hasher });
   const factorService = createFactorService({ factors: stores.factors, sealer, clock, totp: { ...config.totp } });
   const recoveryCodes = createRecoveryCodes({ store: stores.recoveryCodes, events: stores.events, hash: keyedHasher(deps.sealKey, 'recovery-codes') });
   const lock = createSecondFactorLock({
     throttles: stores.throttles, events: stores.events, clock, policy: config.throttle.secondFactor,
-    onLocked: () => metrics.recordLockout(),
+    async onLocked(userId, until) {
+      metrics.recordLockout();
+      // Tell the person: if it was not them, someone has their password.
+      const user = await stores.users.findById(userId);
+      if (!user) return;
+      await delivery.send({ channel: 'email', to: user.email, template: 'account-locked', data: { minutes: Math.max(1, Math.ceil((until - clock.now()) / 60_000)) } })
+        .catch((err: unknown) => log('lock-out notice not sent', err));
+    },
+  });
+  const sentCodes = createSentCodes({
+    store: stores.otpCodes, factors: stores.factors, throttles: stores.throttles, events: stores.events, clock, delivery,
+    policy: config.sentCodes, hash: keyedHasher(deps.sealKey, 'sent-codes'), domain: new URL(config.issuer).host, log,
   });
   const challenges = createChallengeService({
     db, clock, challenges: stores.challenges, factors: stores.factors, events: stores.events, factorService,
@@ -101,7 +117,10 @@ export async function createApp(deps: AppDeps) {
     handlers: {
       authenticator: authenticatorMethod({ factors: stores.factors, factorService }),
       'recovery-code': recoveryCodeMethod({ recoveryCodes }),
+      email: sentCodeMethod({ sentCodes, factors: stores.factors }),
+      sms: sentCodeMethod({ sentCodes, factors: stores.factors }),
     },
+    sentCodes,
   });
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
   const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
@@ -121,6 +140,10 @@ export async function createApp(deps: AppDeps) {
   const pages = createPages({
     interactions, factorService, factors: stores.factors, users, maxAttempts: config.mfa.maxAttempts,
     lockStatus: (userId) => lock.status(userId),
+    async methodDetails(challenge, method) {
+      if ((method.method === 'email' || method.method === 'sms') && method.factorId) return { sent: await challenges.codeSent(challenge, method.factorId) };
+      return {};
+    },
   });
 
   const site = new Router();
@@ -143,7 +166,7 @@ export async function createApp(deps: AppDeps) {
   forms.use(async (ctx, next) => (ctx.method === 'POST' && /^\/interaction\/[^/]+\/(login|two-factor|send)$/.test(ctx.path) ? signInLimit(ctx, next) : next()));
   forms.use(interaction.routes(), interaction.allowedMethods());
 
-  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes });
+  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes, sentCodes });
   const tokens = createApiTokenSigner({ issuer: config.issuer, jwk: keys.jwks.keys[0]!, clock });
   const routes = apiRoutes({
     config, clock, db, sealer, users, clients, challenges, signIn, factorService, factorAdmin, apiKeys, tokens,
@@ -189,7 +212,7 @@ export async function createApp(deps: AppDeps) {
   let sweeper: NodeJS.Timeout | undefined;
   if (config.sweepIntervalSeconds > 0) {
     sweeper = setInterval(() => {
-      Promise.all([sweepExpired(db, clock), stores.challenges.sweepExpired(clock.now() - 3_600_000), stores.throttles.sweep(clock.now() - 86_400_000)])
+      Promise.all([sweepExpired(db, clock), stores.challenges.sweepExpired(clock.now() - 3_600_000), stores.throttles.sweep(clock.now() - 86_400_000), stores.otpCodes.sweep(clock.now() - 3_600_000)])
         .catch((err: unknown) => log('sweeping expired rows failed', err));
     }, config.sweepIntervalSeconds * 1000);
     sweeper.unref();
@@ -204,6 +227,7 @@ export async function createApp(deps: AppDeps) {
     sealer,
     stop() {
       if (sweeper) clearInterval(sweeper);
+      void delivery.close();
     },
   };
 }

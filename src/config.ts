@@ -52,6 +52,14 @@ const schema = z.object({
     period: z.union([z.literal(30), z.literal(60)]),
     window: z.number().int().min(0).max(2),
   }),
+  /** Codes sent by email and SMS. */
+  sentCodes: z.object({
+    digits: z.number().int().min(6).max(10),
+    ttlSeconds: seconds.max(600, 'a sent code lives at most 10 minutes'),
+    perUser: z.number().int().min(1),
+    perDestination: z.number().int().min(1),
+    windowSeconds: seconds,
+  }),
   mfa: z.object({
     policy: mfaPolicy,
     maxAttempts: z.number().int().min(1).max(20),

@@ -19,6 +19,8 @@ const CODES = {
   'mfa.invalid_code': [400, 'That code is not correct. Check your authenticator app and try again.'],
   'mfa.too_many_attempts': [429, 'Too many wrong codes. Start the sign-in again.'],
   'mfa.locked': [429, 'Too many wrong answers: two-step verification is locked for this account for a while. Try again later, or ask your administrator to unlock it.'],
+  'mfa.send_limited': [429, 'Too many codes were sent. Wait a while before asking for another, or use another way to verify.'],
+  'delivery.failed': [503, 'The code could not be sent.'],
   'request.rate_limited': [429, 'Too many requests. Wait a moment and try again.'],
   'auth.throttled': [429, 'Too many sign-in attempts. Wait a moment and try again.'],
   'mfa.method_not_available': [400, 'That method is not available for this sign-in.'],

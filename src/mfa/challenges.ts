@@ -20,6 +20,7 @@ import type { DomainMetrics } from '../metrics.ts';
 import type { SecondFactorLock } from './lockout.ts';
 import type { RecoveryCodes } from './recovery-codes.ts';
 import type { Answer, MethodHandlers } from './methods.ts';
+import type { SentCodes } from './sent-codes.ts';
 import { AppError, assertThat } from '../errors.ts';
 import { randomToken } from '../lib/random.ts';
 import { sha256 } from '../lib/hash.ts';
@@ -75,6 +76,7 @@ export function createChallengeService(deps: {
   lock: SecondFactorLock;
   recoveryCodes: RecoveryCodes;
   handlers: MethodHandlers;
+  sentCodes: SentCodes;
   ttlSeconds: number;
   maxAttempts: number;
 }) {
@@ -171,6 +173,22 @@ export function createChallengeService(deps: {
 
     /** The live challenge of an interaction, if its password step was done. */
     findByBinding: (binding: string) => challenges.findLiveByBinding(binding),
+
+    /**
+     * Sends (or resends) a code for an email or SMS method of the challenge;
+     * the previous code stops working.
+     * @throws AppError mfa.method_not_available, mfa.send_limited, delivery.failed
+     */
+    async sendCode(challenge: Challenge, methodId: string | undefined): Promise<void> {
+      const method = challenge.methods.find((m) => m.id === methodId) ?? (methodId === undefined ? challenge.methods[0] : undefined);
+      assertThat(method && (method.method === 'email' || method.method === 'sms') && method.factorId, 'mfa.method_not_available');
+      const factor = await factors.findById(method.factorId);
+      assertThat(factor && factor.userId === challenge.userId && (factor.status === 'ACTIVE' || factor.id === challenge.enrollmentFactorId), 'mfa.method_not_available');
+      await deps.sentCodes.send(factor, challenge.id);
+    },
+
+    /** True when a code was sent for this challenge's email or SMS method and is still good. */
+    codeSent: (challenge: Challenge, factorId: string) => deps.sentCodes.hasLive(factorId, challenge.id),
 
     /** Whether the user's second factor is locked out, and until when. */
     lockStatus: (userId: string) => lock.status(userId),

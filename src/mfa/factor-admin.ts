@@ -15,8 +15,10 @@ import { totpQrPng, type TotpSettings } from './factors/totp.ts';
 import { AppError, assertThat } from '../errors.ts';
 import type { SecondFactorLock } from './lockout.ts';
 import type { RecoveryCodes } from './recovery-codes.ts';
+import type { SentCodes } from './sent-codes.ts';
+import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 
-export const FACTOR_TYPES = ['token:software:totp'] as const satisfies readonly FactorType[];
+export const FACTOR_TYPES = ['token:software:totp', 'sms', 'email'] as const satisfies readonly FactorType[];
 
 /**
  * Who the authenticator app is, in Okta's words (OKTA = Okta Verify, GOOGLE =
@@ -43,8 +45,8 @@ export interface FactorView {
   factorType: FactorType;
   provider: TotpProvider;
   status: FactorStatus;
-  /** The account name the authenticator shows (the user's email). */
-  credentialId: string;
+  /** Okta's profile: `credentialId` (the account name an authenticator shows), `phoneNumber` or `email`. */
+  profile: { credentialId: string } | { phoneNumber: string } | { email: string };
   createdAt: number;
   updatedAt: number;
   /** When a code was last accepted (activation included). */
@@ -61,6 +63,31 @@ export interface Enrolment {
 
 export type FactorAdmin = ReturnType<typeof createFactorAdmin>;
 
+/**
+ * A mobile number in E.164 (`+14155550123`), checked against the numbering
+ * plan of its country.
+ * @throws AppError request.invalid with details.field
+ */
+export function validPhone(input: string): string {
+  const parsed = input.length <= 32 ? parsePhoneNumberFromString(input) : undefined;
+  if (!parsed || !parsed.isValid()) {
+    throw new AppError('request.invalid', {
+      message: 'That is not a valid phone number. Give it with its country code, like +14155550123.',
+      details: { field: 'profile.phoneNumber' },
+    });
+  }
+  return parsed.number;
+}
+
+/** @throws AppError request.invalid with details.field */
+export function validEmail(input: string): string {
+  const email = input.normalize('NFC').trim();
+  if (email.length > 254 || !/^[^\s@,;:<>"()[\]\\]+@[^\s@,;:<>"()[\]\\]+\.[^\s@,;:<>"()[\]\\]+$/.test(email)) {
+    throw new AppError('request.invalid', { message: 'That is not a valid email address.', details: { field: 'profile.email' } });
+  }
+  return email;
+}
+
 export function createFactorAdmin(deps: {
   db: Db;
   users: { findById(id: string): Promise<User | undefined> };
@@ -69,6 +96,7 @@ export function createFactorAdmin(deps: {
   factorService: FactorService;
   lock: SecondFactorLock;
   recoveryCodes: RecoveryCodes;
+  sentCodes: SentCodes;
 }) {
   const { db, users, factors, events, factorService, lock } = deps;
 
@@ -77,9 +105,15 @@ export function createFactorAdmin(deps: {
     return (TOTP_PROVIDERS as readonly unknown[]).includes(p) ? p as TotpProvider : 'TWOFOLD';
   }
 
+  function profileOf(f: Factor, user: User): FactorView['profile'] {
+    if (f.type === 'sms') return { phoneNumber: String(f.settings.phoneNumber) };
+    if (f.type === 'email') return { email: String(f.settings.email) };
+    return { credentialId: user.email };
+  }
+
   function view(f: Factor, user: User): FactorView {
     return {
-      id: f.id, userId: f.userId, factorType: f.type, provider: providerOf(f), status: f.status, credentialId: user.email,
+      id: f.id, userId: f.userId, factorType: f.type, provider: providerOf(f), status: f.status, profile: profileOf(f, user),
       createdAt: f.createdAt, updatedAt: f.updatedAt, lastVerifiedAt: f.lastUsedAt,
     };
   }
@@ -104,6 +138,27 @@ export function createFactorAdmin(deps: {
   }
 
   /**
+   * Checks a code without writing.
+   * @returns the write that spends it (false when a concurrent request spent it first), or null when wrong.
+   */
+  async function evaluate(factor: Factor, passCode: string, activate: boolean): Promise<((trx: Db) => Promise<boolean>) | null> {
+    if (factor.type === 'token:software:totp') {
+      const step = await factorService.matchTotp(factor, passCode);
+      return step === null ? null : (trx) => factors.acceptTimeStep(factor.id, step, activate, trx);
+    }
+    if (factor.type === 'sms' || factor.type === 'email') {
+      const id = await deps.sentCodes.match(factor, null, passCode);
+      if (!id) return null;
+      return async (trx) => {
+        if (!(await deps.sentCodes.spend(id, trx))) return false;
+        await factors.markUsed(factor.id, activate, trx);
+        return true;
+      };
+    }
+    return null;
+  }
+
+  /**
    * Checks a code and spends its time step with the same guarded write as
    * sign-in, so a code is good once even across concurrent requests. The
    * check counts toward the account's second-factor lock-out like any other
@@ -115,9 +170,9 @@ export function createFactorAdmin(deps: {
     await lock.reserve(factor.userId);
     let ok: boolean;
     try {
-      const step = await factorService.matchTotp(factor, passCode);
-      ok = step !== null && await db.transaction(async (trx) => {
-        if (!(await factors.acceptTimeStep(factor.id, step, activate, trx))) return false;
+      const right = await evaluate(factor, passCode, activate);
+      ok = right !== null && await db.transaction(async (trx) => {
+        if (!(await right(trx))) return false;
         await onAccept(trx);
         await lock.succeeded(factor.userId, trx);
         return true;
@@ -142,6 +197,9 @@ export function createFactorAdmin(deps: {
       if (!(FACTOR_TYPES as readonly string[]).includes(input.factorType)) {
         throw new AppError('factor.type_unsupported', { details: { factorType: input.factorType, supported: FACTOR_TYPES } });
       }
+      if (input.factorType === 'sms' || input.factorType === 'email') {
+        throw new AppError('request.invalid', { message: 'Enrol sms and email factors with enrollDelivered.' });
+      }
       const provider = input.provider ?? 'TWOFOLD';
       if (!(TOTP_PROVIDERS as readonly string[]).includes(provider)) {
         throw new AppError('factor.type_unsupported', {
@@ -162,6 +220,57 @@ export function createFactorAdmin(deps: {
       await factors.deletePendingOfType(user.id, type, factor.id);
       await audit('factor.enrolled', user.id, context, { factorId: factor.id, type, provider });
       return { factor: view(stored, user), secret, uri, settings: factorService.settingsOf(stored) };
+    },
+
+    /**
+     * Enrols an SMS or email factor and sends it a first code: it becomes
+     * ACTIVE only when that code comes back (activate). A failed delivery
+     * leaves nothing behind.
+     * @throws AppError user.not_found, request.invalid (details.field: an
+     *   invalid number or address), factor.already_enrolled,
+     *   mfa.send_limited, delivery.failed
+     */
+    async enrollDelivered(input: { userId: string; factorType: 'sms' | 'email'; phoneNumber?: string | undefined; email?: string | undefined }, context: AuditContext = {}): Promise<FactorView> {
+      const user = await userOf(input.userId);
+      const type = input.factorType;
+      const settings = type === 'sms'
+        ? { phoneNumber: validPhone(input.phoneNumber ?? ''), provider: 'TWOFOLD' }
+        : { email: validEmail(input.email ?? ''), provider: 'TWOFOLD' };
+      if (await factors.hasActiveOfType(user.id, type)) throw new AppError('factor.already_enrolled', { details: { factorType: type } });
+      const id = factors.newId();
+      const factor = await factors.insert({ id, userId: user.id, type, name: type === 'sms' ? 'Text message' : 'Email', secretSealed: null, settings });
+      try {
+        await deps.sentCodes.send(factor, null);
+      } catch (err) {
+        await factors.deleteOfUser(user.id, factor.id);
+        throw err;
+      }
+      await factors.deletePendingOfType(user.id, type, factor.id);
+      await audit('factor.enrolled', user.id, context, { factorId: factor.id, type });
+      return view(factor, user);
+    },
+
+    /**
+     * Sends a new code to a pending SMS or email factor (Okta's resend); the previous code stops working.
+     * @throws AppError user.not_found, factor.not_found, factor.not_pending, factor.type_unsupported, mfa.send_limited, delivery.failed
+     */
+    async resend(userId: string, factorId: string): Promise<void> {
+      const { factor } = await owned(userId, factorId);
+      assertThat(factor.type === 'sms' || factor.type === 'email', 'factor.type_unsupported', { factorType: factor.type });
+      assertThat(factor.status === 'PENDING_ACTIVATION', 'factor.not_pending', { status: factor.status });
+      await deps.sentCodes.send(factor, null);
+    },
+
+    /**
+     * Sends a code to an ACTIVE SMS or email factor, for a verify that follows (Okta's verify without a passCode).
+     * @throws AppError user.not_found, factor.not_found, factor.not_active, user.suspended, factor.type_unsupported, mfa.send_limited, delivery.failed
+     */
+    async challenge(userId: string, factorId: string): Promise<void> {
+      const { user, factor } = await owned(userId, factorId);
+      assertThat(factor.type === 'sms' || factor.type === 'email', 'factor.type_unsupported', { factorType: factor.type });
+      assertThat(factor.status === 'ACTIVE', 'factor.not_active', { status: factor.status });
+      assertThat(user.status === 'ACTIVE', 'user.suspended');
+      await deps.sentCodes.send(factor, null);
     },
 
     /**

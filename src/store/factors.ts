@@ -80,6 +80,11 @@ export function createFactorsStore(db: Db, clock: Clock) {
         });
       return n === 1;
     },
+    /** Records a use (and activates a pending factor) after a sent code or passkey was accepted. */
+    async markUsed(id: string, activate: boolean, trx: Db = db): Promise<void> {
+      const now = clock.now();
+      await trx('factors').where({ id }).update({ last_used_at: now, updated_at: now, ...(activate ? { status: 'ACTIVE' } : {}) });
+    },
     /** A factor only if it belongs to `userId`, so one user's id never reaches another user's factor. */
     async findOfUser(userId: string, id: string): Promise<Factor | undefined> {
       const r = await db<Row>('factors').where({ id, user_id: userId }).first();

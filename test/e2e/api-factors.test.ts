@@ -245,9 +245,12 @@ describe('factor-management API', () => {
 
   it('answers 400 for an unsupported factor type or provider and for bad settings; 404 for an unknown user', async () => {
     const user = await newUser();
-    const sms = await call('POST', factorsOf(user.id), { factorType: 'sms', provider: 'OKTA' });
-    expect(sms.status).to.equal(400);
-    expect(sms.body.error).to.equal('factor.type_unsupported');
+    const push = await call('POST', factorsOf(user.id), { factorType: 'push', provider: 'OKTA' });
+    expect(push.status).to.equal(400);
+    expect(push.body.error).to.equal('factor.type_unsupported');
+    const smsWithoutNumber = await call('POST', factorsOf(user.id), { factorType: 'sms', provider: 'OKTA' });
+    expect(smsWithoutNumber.status).to.equal(400);
+    expect(smsWithoutNumber.body).to.deep.include({ error: 'request.invalid', details: { field: 'profile.phoneNumber' } });
     const rsa = await call('POST', factorsOf(user.id), { factorType: TOTP, provider: 'RSA' });
     expect(rsa.status).to.equal(400);
     expect(rsa.body.error).to.equal('factor.type_unsupported');

@@ -39,7 +39,7 @@ const factorFields = {
   created: z.iso.datetime(),
   lastUpdated: z.iso.datetime(),
   lastVerified: z.iso.datetime().optional(),
-  profile: z.strictObject({ credentialId: z.string() }),
+  profile: z.union([z.strictObject({ credentialId: z.string() }), z.strictObject({ phoneNumber: z.string() }), z.strictObject({ email: z.string() })]),
   _links: z.record(z.string(), Link),
 };
 // Strict: a response that grew an `_embedded` (the seed) fails the declared-shape check.
@@ -110,7 +110,7 @@ export function factorRoutes(deps: ApiDeps): ApiRoute[] {
       id: f.id, factorType: f.factorType, provider: f.provider, vendorName: f.provider, status: f.status,
       created: new Date(f.createdAt).toISOString(), lastUpdated: new Date(f.updatedAt).toISOString(),
       ...(f.lastVerifiedAt === null ? {} : { lastVerified: new Date(f.lastVerifiedAt).toISOString() }),
-      profile: { credentialId: f.credentialId },
+      profile: f.profile,
       _links: {
         ...next,
         self: { href: url(self), hints: { allow: ['GET', 'DELETE'] } },
@@ -122,11 +122,12 @@ export function factorRoutes(deps: ApiDeps): ApiRoute[] {
   return [
     route({
       method: 'post', path: '/api/v1/users/:id/factors', tag: 'Factors', scopes: ['factors:write'],
-      summary: 'Enrol an authenticator app factor; the seed is answered here and never again',
+      summary: 'Enrol a factor: an authenticator app (the seed is answered here and never again), or sms/email (a code is sent; activate with it)',
       params: UserParams,
       body: z.object({
         factorType: z.string().min(1).max(64),
         provider: z.string().min(1).max(40).optional(),
+        profile: z.object({ phoneNumber: z.string().max(40).optional(), email: z.string().max(320).optional() }).optional(),
         settings: z.object({
           algorithm: Algorithm.optional(),
           digits: z.union([z.literal(6), z.literal(8)]).optional(),
@@ -134,12 +135,18 @@ export function factorRoutes(deps: ApiDeps): ApiRoute[] {
         }).optional(),
       }),
       responses: {
-        200: { description: 'The PENDING_ACTIVATION factor with its activation details (Okta answers 200)', schema: EnrolledBody },
-        400: { description: 'Bad input, or an unsupported factorType/provider', schema: ErrorBody },
+        200: { description: 'The PENDING_ACTIVATION factor: for an authenticator with its activation details (Okta answers 200)', schema: z.union([EnrolledBody, FactorBody]) },
+        400: { description: 'Bad input (details.field names it, e.g. an invalid profile.phoneNumber), or an unsupported factorType/provider', schema: ErrorBody },
         404: { description: 'No such user', schema: ErrorBody },
         409: { description: 'The user already has an ACTIVE factor of this type', schema: ErrorBody },
+        429: { description: 'Send limit reached for the user or the destination (mfa.send_limited)', schema: ErrorBody },
+        503: { description: 'The code could not be sent (delivery.failed): no factor was created; try again', schema: ErrorBody },
       },
       async handler({ params, body, key, ctx }) {
+        if (body.factorType === 'sms' || body.factorType === 'email') {
+          const factor = await admin.enrollDelivered({ userId: params.id, factorType: body.factorType, phoneNumber: body.profile?.phoneNumber, email: body.profile?.email }, audit(key, ctx));
+          return { status: 200, body: factorBody(factor) };
+        }
         const { factor, secret, uri, settings } = await admin.enroll({ userId: params.id, ...body }, audit(key, ctx));
         const qr = url(`${base(factor.userId)}/${encodeURIComponent(factor.id)}/qr`);
         const activation = {
@@ -201,11 +208,30 @@ export function factorRoutes(deps: ApiDeps): ApiRoute[] {
     }),
 
     route({
-      method: 'post', path: '/api/v1/users/:id/factors/:fid/verify', tag: 'Factors', scopes: ['factors:write'],
-      summary: 'Verify a code; a code is accepted once',
+      method: 'post', path: '/api/v1/users/:id/factors/:fid/lifecycle/resend', tag: 'Factors', scopes: ['factors:write'],
+      summary: 'Send a new activation code to a pending sms or email factor; the previous code stops working',
       params: FactorParams,
-      body: PassCode,
       responses: {
+        200: { description: 'Sent', schema: z.strictObject({}) },
+        400: { description: 'The factor is not a pending sms or email factor', schema: ErrorBody },
+        404: notFound,
+        429: { description: 'Send limit reached (mfa.send_limited)', schema: ErrorBody },
+        503: { description: 'The code could not be sent (delivery.failed); try again', schema: ErrorBody },
+      },
+      async handler({ params }) {
+        await admin.resend(params.id, params.fid);
+        return { status: 200, body: {} };
+      },
+    }),
+
+    route({
+      method: 'post', path: '/api/v1/users/:id/factors/:fid/verify', tag: 'Factors', scopes: ['factors:write'],
+      summary: 'Verify a code; a code is accepted once. For sms and email, a call without passCode sends the code first (factorResult CHALLENGE)',
+      params: FactorParams,
+      body: z.object({ passCode: z.string().max(64).optional() }),
+      responses: {
+        201: { description: 'sms/email without passCode: a code was sent', schema: z.strictObject({ factorResult: z.literal('CHALLENGE') }) },
+        503: { description: 'The code could not be sent (delivery.failed); try again', schema: ErrorBody },
         200: { description: 'The code is right', schema: z.strictObject({ factorResult: z.literal('SUCCESS') }) },
         400: { description: 'Bad input, or the factor is not ACTIVE', schema: ErrorBody },
         403: { ...refused, description: 'Wrong, malformed or replayed code (Okta E0000068), a suspended user, or the API key lacks a scope' },
@@ -213,7 +239,14 @@ export function factorRoutes(deps: ApiDeps): ApiRoute[] {
         429: locked,
       },
       async handler({ params, body, key, ctx }) {
-        const ok = await admin.verify(params.id, params.fid, body.passCode, audit(key, ctx));
+        if (body.passCode === undefined || body.passCode === '') {
+          const factor = await admin.get(params.id, params.fid);
+          if (factor.factorType === 'sms' || factor.factorType === 'email') {
+            await admin.challenge(params.id, params.fid);
+            return { status: 201, body: { factorResult: 'CHALLENGE' } };
+          }
+        }
+        const ok = await admin.verify(params.id, params.fid, body.passCode ?? '', audit(key, ctx));
         return ok ? { status: 200, body: { factorResult: 'SUCCESS' } } : invalidPassCode;
       },
     }),

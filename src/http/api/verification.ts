@@ -5,6 +5,10 @@
  *   POST /api/login              {loginId, password, applicationId} → 200 {user, token} | 242 {twoFactorId, methods}
  *   POST /api/two-factor/start   {userId | loginId, applicationId, state?} → 200 {twoFactorId, methods}
  *   POST /api/two-factor/login   {twoFactorId, code, methodId?} → 200 {user, token, state?}
+ *   POST /api/two-factor/send    {twoFactorId, methodId?} → 200 {}  (email and SMS methods)
+ *
+ * A wrong code answers 400 mfa.invalid_code, not FusionAuth's 421: fetch
+ * implementations resend a request answered 421, spending two tries.
  *
  * A challenge started here is bound to the API key that started it.
  */
@@ -106,6 +110,23 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
         // Suspended while the challenge was pending: no token.
         if (!user || user.status !== 'ACTIVE') throw new AppError('mfa.challenge_not_found');
         return completed(user, outcome.clientId, outcome.amr, outcome.acr, outcome.appState);
+      },
+    }),
+
+    route({
+      method: 'post', path: '/api/two-factor/send', tag: 'Verification', scopes: ['login'],
+      summary: 'Send (or resend) the code of an email or SMS method; the previous code stops working',
+      body: z.object({ twoFactorId: z.string().min(1).max(100), methodId: z.string().max(100).optional() }),
+      responses: {
+        200: { description: 'Sent', schema: z.strictObject({}) },
+        400: { description: 'The method is not an email or SMS method of this challenge (mfa.method_not_available), or bad input', schema: ErrorBody },
+        404: { description: 'The challenge is unknown, expired or already used', schema: ErrorBody },
+        429: { description: 'Send limit reached for the user or the destination (mfa.send_limited): nothing was sent', schema: ErrorBody },
+        503: { description: 'The email or SMS gateway failed (delivery.failed): nothing changed, try again', schema: ErrorBody },
+      },
+      async handler({ body, key }) {
+        await challenges.sendCode(await challenges.find(body.twoFactorId, bindingOf(key)), body.methodId);
+        return { status: 200, body: {} };
       },
     }),
   ];

@@ -165,6 +165,29 @@ export function interactionRouter(deps: InteractionDeps): Router {
     return secondFactorDone(ctx, details, outcome);
   });
 
+  // Sends (or resends) the code of an email or SMS method.
+  router.post('/send', async (ctx) => {
+    const details = await interactions.load(ctx);
+    assertThat(details.prompt.name === 'login', 'interaction.unexpected_step');
+    const json = wantsJson(ctx);
+    const challenge = json
+      ? await challenges.find(field(ctx, 'twoFactorId'), details.uid)
+      : await challenges.findByBinding(details.uid);
+    assertThat(challenge, 'mfa.challenge_not_found');
+    const methodId = field(ctx, 'methodId') || undefined;
+    try {
+      await challenges.sendCode(challenge, methodId);
+    } catch (err) {
+      if (json || !(err instanceof AppError) || !['mfa.send_limited', 'delivery.failed'].includes(err.code)) throw err;
+      return pages.secondFactor(ctx, details, challenge, { error: err, methodId });
+    }
+    if (json) {
+      ctx.body = {};
+      return;
+    }
+    return pages.secondFactor(ctx, details, challenge, { methodId, notice: 'Code sent. It works for a few minutes; asking for a new one voids it.' });
+  });
+
   router.post('/consent', async (ctx) => {
     const details = await interactions.load(ctx);
     assertThat(details.prompt.name === 'consent', 'interaction.unexpected_step');
