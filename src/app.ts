@@ -220,7 +220,7 @@ export async function createApp(deps: AppDeps) {
 
   return {
     provider,
-    services: { users, clients, challenges, factorService, signIn, apiKeys, lock, recoveryCodes },
+    services: { users, clients, challenges, factorService, signIn, apiKeys, lock, recoveryCodes, factorAdmin },
     routes,
     metrics,
     stores,

@@ -8,6 +8,7 @@ import * as oidc from 'openid-client';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { REDIRECT_URI, createUser, registerClient, totpNow, type TestClient } from '../helpers/oidc-flow.ts';
 import { browserAvailable, launch, snap, assertNoErrorPage } from '../helpers/browser.ts';
+import { startSmtpSink } from '../helpers/smtp-sink.ts';
 
 describe('hosted sign-in in a browser', function () {
   this.timeout(60_000);
@@ -103,6 +104,52 @@ describe('hosted sign-in in a browser', function () {
     const viaRecovery = new URL(await third.returned);
     const recovered = await oidc.authorizationCodeGrant(client.config, viaRecovery, { pkceCodeVerifier: third.verifier, expectedState: third.state });
     expect(recovered.claims()!.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
+  });
+
+  it('receives an email code through the local SMTP server and types it in', async () => {
+    const smtp = await startSmtpSink();
+    const mailServer = await startServer({
+      overrides: { delivery: { email: { transport: 'smtp', from: 'Twofold <no-reply@twofold.test>', smtp: { host: smtp.host, port: smtp.port, secure: false } } } },
+    });
+    try {
+      const mailClient = await registerClient(mailServer, { mfaPolicy: 'required' });
+      const user = await createUser(mailServer, 'inbox@example.com');
+      const { factor } = await mailServer.app.services.factorAdmin.enrollDelivered({ userId: user.id, factorType: 'email', email: 'inbox@example.com' })
+        .then((f) => ({ factor: f }));
+      const enrolCode = /\b(\d{6})\b/.exec((await smtp.next('inbox@example.com')).text)![1]!;
+      expect(await mailServer.app.services.factorAdmin.activate(user.id, factor.id, enrolCode)).to.not.equal(null);
+
+      const verifier = oidc.randomPKCECodeVerifier();
+      const url = oidc.buildAuthorizationUrl(mailClient.config, {
+        redirect_uri: REDIRECT_URI, scope: 'openid email', state: 's',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+      });
+      const page = await (await browser.newContext()).newPage();
+      const returned = new Promise<string>((resolve) => {
+        void page.route(`${REDIRECT_URI}**`, (r) => {
+          resolve(r.request().url());
+          void r.fulfill({ status: 200, body: 'back at the app' });
+        });
+      });
+      await page.goto(url.href);
+      await page.fill('#email', 'inbox@example.com');
+      await page.fill('#password', 'correct horse battery staple');
+      await page.click('button[type=submit]');
+      await assertNoErrorPage(page);
+      await snap(page, '06-email-send');
+      await page.click('text=Send code');
+      await assertNoErrorPage(page);
+      const mail = await smtp.next('inbox@example.com');
+      await snap(page, '07-email-code');
+      await page.fill('#code', /\b(\d{6})\b/.exec(mail.text)![1]!);
+      await page.click('button:has-text("Verify")');
+      const back = new URL(await returned);
+      const tokens = await oidc.authorizationCodeGrant(mailClient.config, back, { pkceCodeVerifier: verifier, expectedState: 's' });
+      expect(tokens.claims()!.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
+    } finally {
+      await mailServer.close();
+      await smtp.stop();
+    }
   });
 
   it('shows the error page with a way back for an expired sign-in', async () => {

@@ -50,7 +50,7 @@ export function createPages(deps: {
     const extra = deps.methodDetails ? await deps.methodDetails(challenge, m) : {};
     switch (m.method) {
       case 'authenticator':
-        return { id: m.id, method: m.method, label: factor?.name ?? 'Authenticator app', digits: factor ? factorService.settingsOf(factor).digits : 6, ...extra };
+        return { id: m.id, method: m.method, label: `Enter a code from your authenticator app${factor && factor.name !== 'Authenticator app' ? ` (${factor.name})` : ''}`, digits: factor ? factorService.settingsOf(factor).digits : 6, ...extra };
       case 'recovery-code':
         return { id: m.id, method: m.method, label: 'Use a recovery code', digits: 0, ...extra };
       case 'email': {
