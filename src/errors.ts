@@ -24,6 +24,7 @@ const CODES = {
   'request.rate_limited': [429, 'Too many requests. Wait a moment and try again.'],
   'auth.throttled': [429, 'Too many sign-in attempts. Wait a moment and try again.'],
   'mfa.method_not_available': [400, 'That method is not available for this sign-in.'],
+  'mfa.level_unavailable': [403, 'This app asks for a passkey or security key, and none is set up for this account. Add one on your security page, then try again.'],
   'mfa.enrollment_required': [403, 'A second factor must be set up first.'],
   'factor.not_found': [404, 'No such factor.'],
   'user.not_found': [404, 'No such user.'],

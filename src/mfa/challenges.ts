@@ -116,10 +116,14 @@ export function createChallengeService(deps: {
      * Starts a second-factor check for a user who has an active factor.
      * @throws AppError mfa.enrollment_required when the user has none.
      */
-    async begin(input: { userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[]; appState?: unknown }) {
-      const methods = await methodsOf(input.userId);
+    async begin(input: { userId: string; clientId: string; origin: ChallengeOrigin; binding: string | null; amr: string[]; appState?: unknown; phishingResistant?: boolean }) {
+      const { phishingResistant, ...rest } = input;
+      let methods = await methodsOf(input.userId);
       assertThat(methods.some((m) => m.method !== 'recovery-code'), 'mfa.enrollment_required');
-      return insert({ ...input, methods, enrollmentFactorId: null });
+      // Only a passkey is bound to our origin; a code can be phished and relayed.
+      if (phishingResistant) methods = methods.filter((m) => m.method === 'webauthn');
+      assertThat(methods.length > 0, 'mfa.level_unavailable');
+      return insert({ ...rest, methods, enrollmentFactorId: null });
     },
 
     /**

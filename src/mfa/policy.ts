@@ -13,9 +13,28 @@ export type Requirement = 'none' | 'verify' | 'enroll';
  * the RP (or a value we don't know is listed), the password alone satisfies it.
  */
 export function requestsSecondFactor(requestedAcrs: readonly string[]): boolean {
-  if (requestedAcrs.length === 0) return false;
-  const mfaLevel = acrLevel(ACR.mfa);
-  return requestedAcrs.every((acr) => acrLevel(acr) >= mfaLevel);
+  return requestedLevel(requestedAcrs) >= acrLevel(ACR.mfa);
+}
+
+/**
+ * The lowest level among the requested acr values (any of them satisfies the
+ * relying party); 0 (the password) when none is asked for or an unknown value
+ * is among them.
+ */
+export function requestedLevel(requestedAcrs: readonly string[]): number {
+  if (requestedAcrs.length === 0) return 0;
+  return Math.max(0, Math.min(...requestedAcrs.map(acrLevel)));
+}
+
+/** True when only a phishing-resistant second factor (a passkey) satisfies the request. */
+export function requestsPhishingResistant(requestedAcrs: readonly string[]): boolean {
+  return requestedLevel(requestedAcrs) >= acrLevel(ACR.phr);
+}
+
+/** The level (index in ACR_VALUES) a session must have reached for this request. */
+export function levelNeeded(input: { policy: MfaPolicy; requestedAcrs: readonly string[]; hasActiveFactor: boolean }): number {
+  const byPolicy = input.policy === 'required' || (input.policy === 'optional' && input.hasActiveFactor) ? acrLevel(ACR.mfa) : 0;
+  return Math.max(byPolicy, requestedLevel(input.requestedAcrs));
 }
 
 /**

@@ -9,7 +9,7 @@ import type { User } from '../store/users.ts';
 import type { ChallengeOrigin } from '../store/challenges.ts';
 import type { UserService } from '../users/users.ts';
 import type { ChallengeService, Challenge } from './challenges.ts';
-import { secondFactorRequirement } from './policy.ts';
+import { requestsPhishingResistant, secondFactorRequirement } from './policy.ts';
 import { ACR, type Acr } from './amr.ts';
 import { AppError } from '../errors.ts';
 import type { EventsStore } from '../store/events.ts';
@@ -45,9 +45,12 @@ export function createSignInService(deps: {
   /** Starts the check for the factor this sign-in still needs (or the enrolment of one). */
   async function secondFactorFor(user: User, amr: string[], ctx: SignInContext, requirement: 'verify' | 'enroll') {
     const base = { userId: user.id, clientId: ctx.clientId, origin: ctx.origin, binding: ctx.binding, amr, appState: ctx.appState };
+    const phishingResistant = requestsPhishingResistant(ctx.requestedAcrs);
+    // A new authenticator app cannot satisfy a request for a passkey.
+    if (phishingResistant && requirement === 'enroll') throw new AppError('mfa.level_unavailable');
     const { twoFactorId, challenge } = requirement === 'enroll'
       ? await challenges.beginEnrollment({ ...base, accountName: user.email })
-      : await challenges.begin(base);
+      : await challenges.begin({ ...base, phishingResistant });
     return { kind: 'second_factor' as const, user, twoFactorId, challenge };
   }
 

@@ -72,7 +72,7 @@ export function createInteractions(provider: Provider) {
     },
 
     /** Ends the interaction with an OAuth error sent to the relying party. */
-    async abort(ctx: Context, error: 'access_denied', description: string): Promise<string> {
+    async abort(ctx: Context, error: 'access_denied' | 'unmet_authentication_requirements', description: string): Promise<string> {
       return provider.interactionResult(ctx.req, ctx.res, { error, error_description: description }, { mergeWithLastSubmission: false });
     },
   };

@@ -6,7 +6,8 @@
  */
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import type { MfaPolicy } from '../config.ts';
-import { secondFactorRequirement, type Requirement } from '../mfa/policy.ts';
+import { levelNeeded, secondFactorRequirement, type Requirement } from '../mfa/policy.ts';
+import { acrLevel } from '../mfa/amr.ts';
 
 export interface PolicyDeps {
   globalPolicy: MfaPolicy;
@@ -59,9 +60,14 @@ export function createInteractionPolicy(deps: PolicyDeps) {
     async (ctx: KoaContextWithOIDC) => {
       const { session, client, params } = ctx.oidc;
       if (!session?.accountId || !client) return Check.NO_NEED_TO_PROMPT;
-      if ((session.amr ?? []).includes('mfa')) return Check.NO_NEED_TO_PROMPT;
-      const need = await requirementFor(deps, { params: params ?? {}, clientMetadata: client.metadata(), userId: session.accountId });
-      return need === 'none' ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+      // Compare levels, not "has a second factor": a session signed in with a
+      // code is asked for a passkey when the request needs phishing resistance.
+      const needed = levelNeeded({
+        policy: clientPolicy(client.metadata(), deps.globalPolicy),
+        requestedAcrs: requestedAcrs(params ?? {}),
+        hasActiveFactor: await deps.hasActiveFactor(session.accountId),
+      });
+      return acrLevel(String(session.acr ?? '')) >= needed ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
     },
   ));
   return policy;

@@ -61,6 +61,36 @@ describe('sessions and step-up', () => {
     expect((await second.finish()).claims.acr).to.equal(ACR.mfa);
   });
 
+  it('never lowers the level: a code session asked for a passkey level, with none set up, ends in unmet_authentication_requirements', async () => {
+    const user = await createUser(server, 'phr@example.com');
+    const { secret } = await giveAuthenticator(server, user.id);
+    const agent = new Agent(server.origin);
+    const first = new SignIn(server, off, agent);
+    await first.start({ acr_values: ACR.mfa });
+    await first.password('phr@example.com');
+    await first.code(await totpNow(server, secret));
+    expect((await first.finish()).claims.acr).to.equal(ACR.mfa);
+
+    // The essential claim and acr_values both ask for a passkey: no ID token at a lower level.
+    for (const params of [
+      { acr_values: ACR.phr },
+      { claims: JSON.stringify({ id_token: { acr: { essential: true, value: ACR.phr } } }) },
+    ]) {
+      const second = new SignIn(server, off, agent);
+      const res = await second.start(params);
+      const back = new URL(res.location!);
+      expect(`${back.origin}${back.pathname}`, JSON.stringify(params)).to.equal(REDIRECT_URI);
+      expect(back.searchParams.get('error')).to.equal('unmet_authentication_requirements');
+      expect(back.searchParams.has('code')).to.equal(false);
+    }
+
+    // A fresh sign-in asking for it: the password is checked, then the same answer.
+    const fresh = new SignIn(server, off);
+    await fresh.start({ acr_values: ACR.phr });
+    await fresh.password('phr@example.com');
+    expect(new URL(fresh.page.location!).searchParams.get('error')).to.equal('unmet_authentication_requirements');
+  });
+
   it('answers prompt=none with login_required while the second factor is pending', async () => {
     const user = await createUser(server, 'pending-none@example.com');
     await giveAuthenticator(server, user.id);

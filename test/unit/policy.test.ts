@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { secondFactorRequirement, requestsSecondFactor } from '../../src/mfa/policy.ts';
+import { levelNeeded, requestsPhishingResistant, secondFactorRequirement, requestsSecondFactor } from '../../src/mfa/policy.ts';
 import { ACR, acrFor, amrAfterSecondFactor } from '../../src/mfa/amr.ts';
 import { requestedAcrs, clientPolicy } from '../../src/oidc/policy.ts';
 
@@ -22,6 +22,22 @@ describe('MFA policy', () => {
     expect(requestsSecondFactor([ACR.mfa, ACR.password])).to.equal(false);
     expect(requestsSecondFactor(['urn:unknown'])).to.equal(false);
     expect(requestsSecondFactor([])).to.equal(false);
+  });
+
+  it('asks for a passkey only when every requested level is phishing-resistant', () => {
+    expect(requestsPhishingResistant([ACR.phr])).to.equal(true);
+    expect(requestsPhishingResistant([ACR.phr, ACR.mfa])).to.equal(false);
+    expect(requestsPhishingResistant([ACR.mfa])).to.equal(false);
+    expect(requestsPhishingResistant(['urn:unknown', ACR.phr])).to.equal(false);
+  });
+
+  it('needs the higher of the client policy and the requested level', () => {
+    expect(levelNeeded({ policy: 'off', requestedAcrs: [], hasActiveFactor: true })).to.equal(0);
+    expect(levelNeeded({ policy: 'optional', requestedAcrs: [], hasActiveFactor: true })).to.equal(1);
+    expect(levelNeeded({ policy: 'optional', requestedAcrs: [], hasActiveFactor: false })).to.equal(0);
+    expect(levelNeeded({ policy: 'required', requestedAcrs: [ACR.password], hasActiveFactor: false })).to.equal(1);
+    expect(levelNeeded({ policy: 'off', requestedAcrs: [ACR.phr], hasActiveFactor: false })).to.equal(2);
+    expect(levelNeeded({ policy: 'required', requestedAcrs: [ACR.phr], hasActiveFactor: true })).to.equal(2);
   });
 
   it('reads acr requests from acr_values and from the claims parameter', () => {

@@ -57,6 +57,22 @@ export function interactionRouter(deps: InteractionDeps): Router {
     };
   }
 
+  /**
+   * Runs a step that may find the requested level out of reach (a passkey
+   * asked for, none set up): the relying party then gets OIDC's
+   * `unmet_authentication_requirements`, never a token of a lower level.
+   * @returns the step's result, or undefined when the interaction was ended.
+   */
+  async function unlessUnmet<T>(ctx: Context, step: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await step();
+    } catch (err) {
+      if (!(err instanceof AppError && err.code === 'mfa.level_unavailable')) throw err;
+      finished(ctx, await interactions.abort(ctx, 'unmet_authentication_requirements', err.message));
+      return undefined;
+    }
+  }
+
   /** The method a person picked from "other ways to verify" (`?method=`). */
   function chosenMethod(ctx: Context): string | undefined {
     const m = ctx.query.method;
@@ -105,7 +121,8 @@ export function interactionRouter(deps: InteractionDeps): Router {
       // A JSON client gets a fresh twoFactorId; a page reuses the live challenge.
       const live = json ? undefined : await challenges.findByBinding(details.uid);
       if (live) return pages.secondFactor(ctx, details, live, { methodId: chosenMethod(ctx) });
-      const step = await startStepUp(ctx, details);
+      const step = await unlessUnmet(ctx, () => startStepUp(ctx, details));
+      if (!step) return;
       return json ? pending(ctx, step.twoFactorId, step.challenge) : pages.secondFactor(ctx, details, step.challenge);
     }
     if (json) {
@@ -122,7 +139,8 @@ export function interactionRouter(deps: InteractionDeps): Router {
     const email = field(ctx, 'email', 'loginId');
     let step;
     try {
-      step = await signIn.passwordStep(email, field(ctx, 'password'), await signInContext(ctx, details));
+      step = await unlessUnmet(ctx, async () => signIn.passwordStep(email, field(ctx, 'password'), await signInContext(ctx, details)));
+      if (!step) return;
     } catch (err) {
       if (err instanceof AppError && (err.code === 'auth.invalid_credentials' || err.code === 'auth.throttled') && !wantsJson(ctx)) {
         return pages.password(ctx, details, { error: err, email });
