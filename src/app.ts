@@ -107,6 +107,13 @@ export async function createApp(deps: AppDeps) {
         .catch((err: unknown) => log('lock-out notice not sent', err));
     },
   });
+  /** Security notices by email; a failed notice is logged, never an error for the change itself. */
+  async function notify(userId: string, change: 'factor-added' | 'factor-removed', factorName: string): Promise<void> {
+    const user = await stores.users.findById(userId);
+    if (!user) return;
+    await delivery.send({ channel: 'email', to: user.email, template: change, data: { factor: factorName.slice(0, 64) } })
+      .catch((err: unknown) => log('security notice not sent', err));
+  }
   const sentCodes = createSentCodes({
     store: stores.otpCodes, factors: stores.factors, throttles: stores.throttles, events: stores.events, clock, delivery,
     policy: config.sentCodes, hash: keyedHasher(deps.sealKey, 'sent-codes'), domain: new URL(config.issuer).host, log,
@@ -121,6 +128,7 @@ export async function createApp(deps: AppDeps) {
       sms: sentCodeMethod({ sentCodes, factors: stores.factors }),
     },
     sentCodes,
+    notify,
   });
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
   const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
@@ -166,7 +174,7 @@ export async function createApp(deps: AppDeps) {
   forms.use(async (ctx, next) => (ctx.method === 'POST' && /^\/interaction\/[^/]+\/(login|two-factor|send)$/.test(ctx.path) ? signInLimit(ctx, next) : next()));
   forms.use(interaction.routes(), interaction.allowedMethods());
 
-  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes, sentCodes });
+  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes, sentCodes, notify });
   const tokens = createApiTokenSigner({ issuer: config.issuer, jwk: keys.jwks.keys[0]!, clock });
   const routes = apiRoutes({
     config, clock, db, sealer, users, clients, challenges, signIn, factorService, factorAdmin, apiKeys, tokens,

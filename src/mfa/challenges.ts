@@ -77,6 +77,8 @@ export function createChallengeService(deps: {
   recoveryCodes: RecoveryCodes;
   handlers: MethodHandlers;
   sentCodes: SentCodes;
+  /** Tells the person a factor was added (enrolment at sign-in or on the security page). */
+  notify?: (userId: string, change: 'factor-added', factorName: string) => Promise<void>;
   ttlSeconds: number;
   maxAttempts: number;
 }) {
@@ -268,6 +270,7 @@ export function createChallengeService(deps: {
       if (challenge.enrollmentFactorId) {
         const factor = await factors.findById(challenge.enrollmentFactorId);
         await events.record({ type: 'factor.activated', userId: challenge.userId, details: { factorId: challenge.enrollmentFactorId, type: factor?.type ?? null } });
+        if (factor) await deps.notify?.(challenge.userId, 'factor-added', factor.name);
       }
       deps.metrics.recordSecondFactor(method.method, 'success');
       await events.record({ type: 'mfa.challenge.succeeded', userId: challenge.userId, clientId: challenge.clientId, details: { method: method.method } });

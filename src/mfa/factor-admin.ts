@@ -97,6 +97,8 @@ export function createFactorAdmin(deps: {
   lock: SecondFactorLock;
   recoveryCodes: RecoveryCodes;
   sentCodes: SentCodes;
+  /** Tells the person a factor was added or removed (so a change they did not make does not go unnoticed). */
+  notify?: (userId: string, change: 'factor-added' | 'factor-removed', factorName: string) => Promise<void>;
 }) {
   const { db, users, factors, events, factorService, lock } = deps;
 
@@ -294,6 +296,7 @@ export function createFactorAdmin(deps: {
       }
       const activated = await factors.findOfUser(user.id, factorId);
       assertThat(activated, 'factor.not_found');
+      await deps.notify?.(user.id, 'factor-added', activated.name);
       return { factor: view(activated, user), recoveryCodes };
     },
 
@@ -387,6 +390,7 @@ export function createFactorAdmin(deps: {
         // Recovery codes stand in for a second factor; without one they would be a second password.
         if (!(await factors.hasActive(user.id, trx))) await deps.recoveryCodes.remove(user.id, trx);
       });
+      if (factor.status === 'ACTIVE') await deps.notify?.(user.id, 'factor-removed', factor.name);
     },
 
     /**

@@ -72,7 +72,7 @@ describe('sessions and step-up', () => {
     expect((await first.finish()).claims.acr).to.equal(ACR.mfa);
 
     // The essential claim and acr_values both ask for a passkey: no ID token at a lower level.
-    for (const params of [
+    for (const params of <Array<Record<string, string>>>[
       { acr_values: ACR.phr },
       { claims: JSON.stringify({ id_token: { acr: { essential: true, value: ACR.phr } } }) },
     ]) {
