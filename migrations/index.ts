@@ -13,6 +13,7 @@ import * as m0007 from './202611230007-create-events.ts';
 import * as m0008 from './202611230008-create-api-keys.ts';
 import * as m0009 from './202611230009-add-challenge-app-state.ts';
 import * as m0010 from './202611240010-create-throttles-recovery-codes-otp-codes.ts';
+import * as m0011 from './202611240011-create-webauthn-challenges.ts';
 
 export interface Migration {
   name: string;
@@ -31,4 +32,5 @@ export const migrations: Migration[] = [
   { name: '202611230008-create-api-keys', ...m0008 },
   { name: '202611230009-add-challenge-app-state', ...m0009 },
   { name: '202611240010-create-throttles-recovery-codes-otp-codes', ...m0010 },
+  { name: '202611240011-create-webauthn-challenges', ...m0011 },
 ];

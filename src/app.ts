@@ -26,6 +26,8 @@ import { createRecoveryCodes } from './mfa/recovery-codes.ts';
 import { authenticatorMethod, recoveryCodeMethod } from './mfa/methods.ts';
 import { keyedHasher } from './lib/hash.ts';
 import { createOtpCodesStore } from './store/otp-codes.ts';
+import { createWebAuthnStore } from './store/webauthn-challenges.ts';
+import { createPasskeys } from './mfa/passkeys.ts';
 import { createSentCodes, sentCodeMethod } from './mfa/sent-codes.ts';
 import { createDelivery } from './delivery/index.ts';
 import { createPasswordHasher } from './users/passwords.ts';
@@ -90,6 +92,7 @@ export async function createApp(deps: AppDeps) {
     throttles: createThrottlesStore(db, clock),
     recoveryCodes: createRecoveryCodesStore(db, clock),
     otpCodes: createOtpCodesStore(db, clock),
+    webauthn: createWebAuthnStore(db, clock),
   };
   const delivery = createDelivery({ config: config.delivery, rootDir: ROOT_DIR, clock, logger: deps.logger ?? createLogger({ level: 'silent' }) });
   const hasher = createPasswordHasher(config.passwords, (work) => metrics.timePasswordHash(work));
@@ -118,6 +121,10 @@ export async function createApp(deps: AppDeps) {
     store: stores.otpCodes, factors: stores.factors, throttles: stores.throttles, events: stores.events, clock, delivery,
     policy: config.sentCodes, hash: keyedHasher(deps.sealKey, 'sent-codes'), domain: new URL(config.issuer).host, log,
   });
+  const passkeys = createPasskeys({
+    db, clock, factors: stores.factors, store: stores.webauthn, events: stores.events, recoveryCodes,
+    issuer: config.issuer, rpName: config.totp.issuer,
+  });
   const challenges = createChallengeService({
     db, clock, challenges: stores.challenges, factors: stores.factors, events: stores.events, factorService,
     metrics, lock, recoveryCodes, ttlSeconds: config.ttl.challenge, maxAttempts: config.mfa.maxAttempts,
@@ -126,12 +133,16 @@ export async function createApp(deps: AppDeps) {
       'recovery-code': recoveryCodeMethod({ recoveryCodes }),
       email: sentCodeMethod({ sentCodes, factors: stores.factors }),
       sms: sentCodeMethod({ sentCodes, factors: stores.factors }),
+      webauthn: passkeys.methodHandler,
     },
     sentCodes,
     notify,
   });
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
-  const policy = { globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId) };
+  const policy = {
+    globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId),
+    freshness: config.mfa.freshSeconds, now: () => clock.now(),
+  };
   const passwordThrottle = createPasswordThrottle({ throttles: stores.throttles, clock, policy: config.throttle.password });
   const signIn = createSignInService({ users, challenges, events: stores.events, metrics, passwordThrottle, hasActiveFactor: policy.hasActiveFactor });
   const apiKeys = createApiKeyService({ keys: stores.apiKeys, events: stores.events });
@@ -149,6 +160,7 @@ export async function createApp(deps: AppDeps) {
     interactions, factorService, factors: stores.factors, users, maxAttempts: config.mfa.maxAttempts,
     lockStatus: (userId) => lock.status(userId),
     async methodDetails(challenge, method) {
+      if (method.method === 'webauthn') return passkeys.methodDetails(challenge, method);
       if ((method.method === 'email' || method.method === 'sms') && method.factorId) return { sent: await challenges.codeSent(challenge, method.factorId) };
       return {};
     },
@@ -164,6 +176,12 @@ export async function createApp(deps: AppDeps) {
     ctx.type = 'text/css';
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = css;
+  });
+  const webauthnJs = await readFile(path.join(ROOT_DIR, 'static', 'webauthn.js'), 'utf8');
+  site.get('/static/webauthn.js', (ctx) => {
+    ctx.type = 'text/javascript';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = webauthnJs;
   });
 
   const interaction = interactionRouter({ interactions, signIn, users, challenges, policy, pages });
@@ -204,6 +222,7 @@ export async function createApp(deps: AppDeps) {
     provider, issuer: config.issuer, stateKey: keys.cookieKeys[0]!, users, challenges, factorService,
     removeFactor: (userId, factorId) => factorAdmin.remove(userId, factorId),
     renameFactor: (userId, factorId, name) => factorAdmin.rename(userId, factorId, name),
+    passkeys,
   });
   forms.use(account.routes(), account.allowedMethods());
 
@@ -220,7 +239,8 @@ export async function createApp(deps: AppDeps) {
   let sweeper: NodeJS.Timeout | undefined;
   if (config.sweepIntervalSeconds > 0) {
     sweeper = setInterval(() => {
-      Promise.all([sweepExpired(db, clock), stores.challenges.sweepExpired(clock.now() - 3_600_000), stores.throttles.sweep(clock.now() - 86_400_000), stores.otpCodes.sweep(clock.now() - 3_600_000)])
+      Promise.all([sweepExpired(db, clock), stores.challenges.sweepExpired(clock.now() - 3_600_000), stores.throttles.sweep(clock.now() - 86_400_000), stores.otpCodes.sweep(clock.now() - 3_600_000),
+        stores.webauthn.sweepExpired(clock.now() - 3_600_000)])
         .catch((err: unknown) => log('sweeping expired rows failed', err));
     }, config.sweepIntervalSeconds * 1000);
     sweeper.unref();
@@ -228,7 +248,7 @@ export async function createApp(deps: AppDeps) {
 
   return {
     provider,
-    services: { users, clients, challenges, factorService, signIn, apiKeys, lock, recoveryCodes, factorAdmin },
+    services: { users, clients, challenges, factorService, signIn, apiKeys, lock, recoveryCodes, factorAdmin, passkeys },
     routes,
     metrics,
     stores,

@@ -62,6 +62,8 @@ const schema = z.object({
   }),
   mfa: z.object({
     policy: mfaPolicy,
+    /** How long a sign-in counts for the mfa and phishing-resistant levels (null: the session's life). */
+    freshSeconds: z.object({ mfa: seconds.nullable(), phr: seconds.nullable() }),
     maxAttempts: z.number().int().min(1).max(20),
   }),
   throttle: z.object({

@@ -7,11 +7,19 @@
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import type { MfaPolicy } from '../config.ts';
 import { levelNeeded, secondFactorRequirement, type Requirement } from '../mfa/policy.ts';
-import { acrLevel } from '../mfa/amr.ts';
+import { ACR, acrLevel } from '../mfa/amr.ts';
 
 export interface PolicyDeps {
   globalPolicy: MfaPolicy;
   hasActiveFactor(userId: string): Promise<boolean>;
+  /**
+   * How long a sign-in counts for each level, in seconds (null: as long as
+   * the session): a request needing that level from an older sign-in asks
+   * for the second factor again.
+   */
+  freshness?: { mfa: number | null; phr: number | null };
+  /** Milliseconds since the epoch. */
+  now?: () => number;
 }
 
 interface AcrParams {
@@ -67,7 +75,10 @@ export function createInteractionPolicy(deps: PolicyDeps) {
         requestedAcrs: requestedAcrs(params ?? {}),
         hasActiveFactor: await deps.hasActiveFactor(session.accountId),
       });
-      return acrLevel(String(session.acr ?? '')) >= needed ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+      if (acrLevel(String(session.acr ?? '')) < needed) return Check.REQUEST_PROMPT;
+      const limit = needed >= acrLevel(ACR.phr) ? deps.freshness?.phr : needed >= acrLevel(ACR.mfa) ? deps.freshness?.mfa : null;
+      const age = (deps.now ?? Date.now)() / 1000 - Number(session.loginTs ?? 0);
+      return limit != null && age > limit ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;
     },
   ));
   return policy;

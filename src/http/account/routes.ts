@@ -2,7 +2,8 @@
  * The self-service security page. The user signs in through Twofold's own
  * OIDC flow (the first-party `twofold-account` client), so the page reads the
  * provider's session. Adding or removing a factor needs a second factor
- * answered in the last few minutes, never just the session.
+ * answered in the last few minutes, never just the session. Passkeys are
+ * registered here (several per user) and can answer that check too.
  */
 import Router from '@koa/router';
 import type { Context } from 'koa';
@@ -14,9 +15,11 @@ import type { ChallengeService } from '../../mfa/challenges.ts';
 import type { FactorService } from '../../mfa/factors/index.ts';
 import type { UserService } from '../../users/users.ts';
 import type { User } from '../../store/users.ts';
+import type { Factor } from '../../store/factors.ts';
+import type { Passkeys } from '../../mfa/passkeys.ts';
 import { totpQrDataUrl } from '../../mfa/factors/totp.ts';
 import { render } from '../render.ts';
-import { field, groupSecret, typedCode } from '../form.ts';
+import { credentialField, field, groupSecret, typedCode } from '../form.ts';
 
 export const ACCOUNT_CLIENT_ID = 'twofold-account';
 /** How long a second factor answered on this page keeps sensitive changes open. */
@@ -24,6 +27,7 @@ const FRESH_SECONDS = 300;
 
 const DONE: Record<string, string> = {
   added: 'Your authenticator app is set up. You will be asked for its code when you sign in.',
+  'passkey-added': 'Your passkey is set up. You can use it to sign in instead of a code.',
   removed: 'The factor was removed.',
   renamed: 'The factor was renamed.',
 };
@@ -39,7 +43,20 @@ export interface AccountDeps {
   removeFactor(userId: string, factorId: string): Promise<void>;
   /** Renames a factor of this user. @throws AppError factor.not_found, request.invalid */
   renameFactor(userId: string, factorId: string, name: string): Promise<void>;
+  /** Passkey registration and checks; without it the page offers no passkeys. */
+  passkeys?: Passkeys;
 }
+
+/** How the page names a kind of factor. */
+function kindOf(f: Factor): string {
+  if (f.type === 'webauthn') return f.settings.deviceType === 'multiDevice' ? 'Passkey' : 'Security key';
+  if (f.type === 'email') return 'Email codes';
+  if (f.type === 'sms') return 'Text message codes';
+  return 'Authenticator app';
+}
+
+// Answers to a passkey registration that leave the person on the page to try again.
+const RETRY_REGISTRATION = new Set(['request.invalid', 'factor.already_enrolled', 'mfa.challenge_not_found']);
 
 export function accountRouter(deps: AccountDeps): Router {
   const { provider, challenges, factorService, users } = deps;
@@ -65,6 +82,11 @@ export function accountRouter(deps: AccountDeps): Router {
 
   async function activeFactors(userId: string) {
     return (await factorService.listForUser(userId)).filter((f) => f.status === 'ACTIVE');
+  }
+
+  /** Adding a factor next to existing ones needs a fresh second factor; the first one needs only the session. */
+  async function mayAddFactor(me: { user: User; binding: string }): Promise<boolean> {
+    return (await activeFactors(me.user.id)).length === 0 || fresh(me.binding);
   }
 
   router.get('/', (ctx) => {
@@ -98,15 +120,19 @@ export function accountRouter(deps: AccountDeps): Router {
   router.get('/security', async (ctx) => {
     const me = await signedIn(ctx);
     if (!me) return;
-    const factors = await factorService.listForUser(me.user.id);
+    const factors = (await activeFactors(me.user.id)).map((f) => ({ ...f, kind: kindOf(f) }));
     const done = typeof ctx.query.done === 'string' ? DONE[ctx.query.done] : undefined;
-    await render(ctx, 'account/security', { title: 'Security', user: me.user, factors: factors.filter((f) => f.status === 'ACTIVE'), done });
+    await render(ctx, 'account/security', { title: 'Security', user: me.user, factors, done, passkeys: Boolean(deps.passkeys) });
   });
 
-  /** Asks for a code from an existing factor before a sensitive change. */
+  /** Asks for a passkey or a code from an existing factor before a sensitive change. */
   async function confirmPage(ctx: Context, me: { user: User; binding: string }, next: string, error?: AppError) {
     const live = (await challenges.findByBinding(me.binding)) ?? (await challenges.begin({ userId: me.user.id, clientId: ACCOUNT_CLIENT_ID, origin: 'account', binding: me.binding, amr: [] })).challenge;
-    await render(ctx, 'account/confirm', { title: 'Confirm it’s you', next, methodId: live.methods[0]?.id ?? '', error: error?.message }, error ? 400 : 200);
+    const passkey = deps.passkeys && live.methods.some((m) => m.method === 'webauthn') ? await deps.passkeys.authenticationOptions(live) : null;
+    const codeMethod = live.methods.find((m) => m.method !== 'webauthn') ?? null;
+    await render(ctx, 'account/confirm', {
+      title: 'Confirm it’s you', next, passkeyOptions: passkey ? JSON.stringify(passkey) : null, codeMethod, error: error?.message,
+    }, error ? 400 : 200);
   }
 
   router.post('/security/confirm', async (ctx) => {
@@ -116,11 +142,13 @@ export function accountRouter(deps: AccountDeps): Router {
     assertThat(/^\/account\/security(\/[A-Za-z0-9/_-]*)?$/.test(next), 'request.invalid');
     const challenge = await challenges.findByBinding(me.binding);
     assertThat(challenge, 'mfa.challenge_not_found');
+    const methodId = field(ctx, 'methodId') || undefined;
     try {
-      await challenges.verify(challenge, { code: typedCode(ctx), methodId: field(ctx, 'methodId') || undefined });
+      await challenges.verify(challenge, { code: typedCode(ctx), credential: credentialField(ctx), methodId });
     } catch (err) {
-      if (err instanceof AppError && err.code === 'mfa.invalid_code') return confirmPage(ctx, me, next, err);
-      throw err;
+      if (!(err instanceof AppError && err.code === 'mfa.invalid_code')) throw err;
+      const shown = methodId === 'webauthn' ? new AppError('mfa.invalid_code', { message: 'The passkey was not accepted. Try again.' }) : err;
+      return confirmPage(ctx, me, next, shown);
     }
     ctx.status = 303;
     ctx.redirect(next);
@@ -129,7 +157,7 @@ export function accountRouter(deps: AccountDeps): Router {
   router.get('/security/authenticator', async (ctx) => {
     const me = await signedIn(ctx);
     if (!me) return;
-    if ((await activeFactors(me.user.id)).length > 0 && !(await fresh(me.binding))) return confirmPage(ctx, me, '/account/security/authenticator');
+    if (!(await mayAddFactor(me))) return confirmPage(ctx, me, '/account/security/authenticator');
     const enrolBinding = `${me.binding}:enrol`;
     const live = await challenges.findByBinding(enrolBinding);
     const challenge = live ?? (await challenges.beginEnrollment({ userId: me.user.id, clientId: ACCOUNT_CLIENT_ID, origin: 'account', binding: enrolBinding, amr: [], accountName: me.user.email })).challenge;
@@ -150,14 +178,58 @@ export function accountRouter(deps: AccountDeps): Router {
     if (!me) return;
     const challenge = await challenges.findByBinding(`${me.binding}:enrol`);
     assertThat(challenge, 'mfa.challenge_not_found');
+    let outcome;
     try {
-      await challenges.verify(challenge, { code: typedCode(ctx) });
+      outcome = await challenges.verify(challenge, { code: typedCode(ctx) });
     } catch (err) {
       if (err instanceof AppError && err.code === 'mfa.invalid_code') return enrolPage(ctx, me.user, challenge, err);
       throw err;
     }
+    // A first factor comes with recovery codes: this is the one time they can be shown.
+    if (outcome.recoveryCodes) return recoveryCodesPage(ctx, outcome.recoveryCodes, '/account/security?done=added');
     ctx.status = 303;
     ctx.redirect('/account/security?done=added');
+  });
+
+  async function recoveryCodesPage(ctx: Context, codes: string[], next: string) {
+    await render(ctx, 'account/recovery-codes', { title: 'Save your recovery codes', codes, next });
+  }
+
+  /** The registration form, with new options (the earlier ones stop working). */
+  async function passkeyPage(ctx: Context, me: { user: User; binding: string }, passkeys: Passkeys, opts: { error?: AppError; name?: string } = {}) {
+    const options = await passkeys.registrationOptions(me.user, `${me.binding}:passkey`);
+    await render(ctx, 'account/passkey', {
+      title: 'Add a passkey', options: JSON.stringify(options), name: opts.name ?? '', error: opts.error?.message,
+    }, opts.error ? opts.error.status : 200);
+  }
+
+  router.get('/security/passkey', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    assertThat(deps.passkeys, 'request.not_found');
+    if (!(await mayAddFactor(me))) return confirmPage(ctx, me, '/account/security/passkey');
+    await passkeyPage(ctx, me, deps.passkeys);
+  });
+
+  // Registration options are only issued behind the gate above and are spent
+  // by this post, so the post itself needs no fresh check; a retry does.
+  router.post('/security/passkey', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    const { passkeys } = deps;
+    assertThat(passkeys, 'request.not_found');
+    const name = field(ctx, 'name');
+    let added;
+    try {
+      added = await passkeys.register(me.user, `${me.binding}:passkey`, credentialField(ctx), name);
+    } catch (err) {
+      if (!(err instanceof AppError && RETRY_REGISTRATION.has(err.code))) throw err;
+      if (!(await mayAddFactor(me))) return confirmPage(ctx, me, '/account/security/passkey');
+      return passkeyPage(ctx, me, passkeys, { error: err, name });
+    }
+    if (added.recoveryCodes) return recoveryCodesPage(ctx, added.recoveryCodes, '/account/security?done=passkey-added');
+    ctx.status = 303;
+    ctx.redirect('/account/security?done=passkey-added');
   });
 
   router.post('/security/factors/:fid/rename', async (ctx) => {
@@ -174,7 +246,7 @@ export function accountRouter(deps: AccountDeps): Router {
     const factor = (await factorService.listForUser(me.user.id)).find((f) => f.id === ctx.params.fid);
     assertThat(factor, 'factor.not_found');
     if (!(await fresh(me.binding))) return confirmPage(ctx, me, `/account/security/factors/${factor.id}/remove`);
-    await render(ctx, 'account/remove', { title: 'Remove a factor', factor });
+    await render(ctx, 'account/remove', { title: 'Remove a factor', factor, kind: kindOf(factor) });
   });
 
   router.post('/security/factors/:fid/remove', async (ctx) => {
