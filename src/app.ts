@@ -189,7 +189,7 @@ export async function createApp(deps: AppDeps) {
   forms.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '16kb' }));
   forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));
   const signInLimit = perIpLimit({ throttles: stores.throttles, bucket: 'signin', perMinute: config.throttle.perIp.signInPerMinute, now: clock.now });
-  forms.use(async (ctx, next) => (ctx.method === 'POST' && /^\/interaction\/[^/]+\/(login|two-factor|send)$/.test(ctx.path) ? signInLimit(ctx, next) : next()));
+  forms.use(async (ctx, next) => (ctx.method === 'POST' && /^\/interaction\/[^/]+\/(login|two-factor|send)\/?$/i.test(ctx.path) ? signInLimit(ctx, next) : next()));
   forms.use(interaction.routes(), interaction.allowedMethods());
 
   const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes, sentCodes, notify });
@@ -204,7 +204,7 @@ export async function createApp(deps: AppDeps) {
     await next();
   });
   api.use(perIpLimit({ throttles: stores.throttles, bucket: 'api', perMinute: config.throttle.perIp.apiPerMinute, now: clock.now }));
-  api.use(async (ctx, next) => (/^\/api\/(login|two-factor\/)/.test(ctx.path) ? signInLimit(ctx, next) : next()));
+  api.use(async (ctx, next) => (/^\/api\/(login|two-factor)(\/|$)/i.test(ctx.path) ? signInLimit(ctx, next) : next()));
   api.use(bodyParser({ enableTypes: ['json'], jsonLimit: '64kb' }));
   mountRoutes(api, routes, { apiKeys, events: stores.events, strict: config.env !== 'production', log });
   const openapi = openApiDocument(routes, { issuer: config.issuer, version: '1' });

@@ -107,7 +107,9 @@ export function createChallengeService(deps: {
     // 256 random bits; only its hash is stored.
     const twoFactorId = randomToken(32);
     const record = { id: sha256(twoFactorId), ...input, appState: input.appState, expiresAt: clock.now() + deps.ttlSeconds * 1000 };
-    if (input.binding) await challenges.voidByBinding(input.binding);
+    // A new password step replaces the same user's earlier challenge under this
+    // binding; an API key is shared by every user of the app, so never void another user's.
+    if (input.binding) await challenges.voidByBinding(input.binding, input.userId);
     await challenges.insert(record);
     await events.record({ type: 'mfa.challenge.created', userId: input.userId, clientId: input.clientId, details: { origin: input.origin } });
     return { twoFactorId, challenge: { ...record, state: 'pending', attempts: 0, createdAt: clock.now(), completedAt: null } };
@@ -264,7 +266,9 @@ export function createChallengeService(deps: {
           throw new AppError('mfa.too_many_attempts');
         }
         deps.metrics.recordSecondFactor(method.method, 'invalid');
-        throw new AppError('mfa.invalid_code');
+        throw new AppError('mfa.invalid_code', method.method === 'webauthn'
+          ? { message: 'That passkey or security key could not be verified. Try again, or choose another way below.' }
+          : method.method === 'recovery-code' ? { message: 'That recovery code is not correct or was already used.' } : {});
       }
 
       if (challenge.enrollmentFactorId) {

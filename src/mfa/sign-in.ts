@@ -61,10 +61,9 @@ export function createSignInService(deps: {
      *   login id: known or not, the same answer)
      */
     async passwordStep(loginId: string, password: string, ctx: SignInContext): Promise<SignInStep> {
-      await deps.passwordThrottle.check(loginId);
+      await deps.passwordThrottle.reserve(loginId);
       const user = await users.authenticate(loginId, password, { clientId: ctx.clientId, ...(ctx.ip ? { ip: ctx.ip } : {}) });
       if (!user) {
-        await deps.passwordThrottle.failed(loginId);
         metrics.recordSignIn('invalid_credentials');
         throw new AppError('auth.invalid_credentials');
       }

@@ -77,9 +77,9 @@ export function createChallengesStore(db: Db, clock: Clock) {
       const r = await live().andWhere({ binding }).orderBy('created_at', 'desc').first();
       return r && toRecord(r);
     },
-    /** Voids every pending challenge bound to `binding` (a new password step replaces them). */
-    async voidByBinding(binding: string): Promise<void> {
-      await db('challenges').where({ binding, state: 'pending' }).update({ state: 'failed', completed_at: clock.now() });
+    /** Voids the user's pending challenges bound to `binding` (a new password step replaces them). */
+    async voidByBinding(binding: string, userId: string): Promise<void> {
+      await db('challenges').where({ binding, user_id: userId, state: 'pending' }).update({ state: 'failed', completed_at: clock.now() });
     },
     /**
      * Reserves one attempt before a code is evaluated, so parallel guesses can

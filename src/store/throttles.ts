@@ -115,15 +115,16 @@ export function createThrottlesStore(db: Db, clock: Clock) {
     },
 
     /**
-     * Records one failure for a growing delay: `count` failures, the last at
-     * `windowStart`.
+     * Records one failure for a growing delay, only if the count is still
+     * `expected` (compare-and-set: of concurrent callers that read the same
+     * count, one wins and the others read again).
+     * @returns false when another request changed the count first.
      */
-    async recordFailure(key: string): Promise<ThrottleState> {
+    async recordFailureIf(key: string, expected: number): Promise<boolean> {
       const now = clock.now();
       await ensure(key);
-      await db('throttles').where({ key }).update({ count: db.raw('count + 1'), window_start: now, updated_at: now });
-      const r = await db<Row>('throttles').where({ key }).first();
-      return toState(r!);
+      const n = await db('throttles').where({ key, count: expected }).update({ count: expected + 1, window_start: now, updated_at: now });
+      return n === 1;
     },
 
     /** Deletes rows untouched since `olderThan` whose lock (if any) has ended. */

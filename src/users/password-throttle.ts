@@ -29,18 +29,25 @@ export function createPasswordThrottle(deps: { throttles: ThrottlesStore; clock:
   };
 
   return {
-    /** @throws AppError auth.throttled (details.retryAfter in seconds) while the wait after the last failure runs. */
-    async check(loginId: string): Promise<void> {
-      const state = await throttles.get(key(loginId));
-      if (!state) return;
-      const until = state.windowStart + delayAfter(state.count);
-      if (clock.now() < until) {
-        throw new AppError('auth.throttled', { details: { retryAfter: Math.ceil((until - clock.now()) / 1000) } });
+    /**
+     * Counts a failure in advance, before the password is checked, so that
+     * parallel guesses cannot all slip in before the first failure is written:
+     * one conditional write per try, and a try that loses the race re-reads.
+     * @throws AppError auth.throttled (details.retryAfter in seconds) while the wait after the last failure runs.
+     */
+    async reserve(loginId: string): Promise<void> {
+      const k = key(loginId);
+      for (;;) {
+        const state = await throttles.get(k);
+        const count = state?.count ?? 0;
+        const until = state ? state.windowStart + delayAfter(count) : 0;
+        if (clock.now() < until) {
+          throw new AppError('auth.throttled', { details: { retryAfter: Math.ceil((until - clock.now()) / 1000) } });
+        }
+        if (await throttles.recordFailureIf(k, count)) return;
       }
     },
-    async failed(loginId: string): Promise<void> {
-      await throttles.recordFailure(key(loginId));
-    },
+    /** The password was right: the reserved failure and the count are forgotten. */
     async succeeded(loginId: string): Promise<void> {
       await throttles.clear(key(loginId));
     },

@@ -234,7 +234,7 @@ describe('passkeys', () => {
       // A wrong answer spends the options it was made for ...
       let page = await answer(flow, passkey.authenticate(options, { forge: true }));
       expect(page.status).to.equal(400);
-      expect(alertText(page.html)).to.include('not correct');
+      expect(alertText(page.html)).to.include('could not be verified');
       // ... so a right answer to those same options is refused too.
       const late = passkey.authenticate(options);
       page = await answer(flow, late);
@@ -248,7 +248,7 @@ describe('passkeys', () => {
       const again = await passwordStep(email);
       page = await answer(again, good);
       expect(page.status).to.equal(400);
-      expect(alertText(page.html)).to.include('not correct');
+      expect(alertText(page.html)).to.include('could not be verified');
     });
 
     it('accepts only one of two concurrent answers to the same options', async () => {
@@ -271,7 +271,7 @@ describe('passkeys', () => {
       // Mallory's authenticator signs Alice's challenge (a client that ignores allowCredentials).
       let page = await answer(flow, mallory.passkey.authenticate({ ...options, allowCredentials: [] }));
       expect(page.status).to.equal(400);
-      expect(alertText(page.html)).to.include('not correct');
+      expect(alertText(page.html)).to.include('could not be verified');
       page = await answer(flow, alice.passkey.authenticate(optionsOn(page)));
       expect(page.location).to.match(new RegExp(`^${REDIRECT_URI}`));
       expect((await flow.finish()).claims.sub).to.equal(alice.user.id);

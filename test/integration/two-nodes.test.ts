@@ -10,6 +10,7 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet
 import { startCluster, type Cluster, type ClusterNode } from '../helpers/cluster.ts';
 import { SignIn, createUser, giveAuthenticator, registerClient, totpNow, REDIRECT_URI, type TestClient } from '../helpers/oidc-flow.ts';
 import { alertText } from '../helpers/agent.ts';
+import { createDoors, eventsOf } from '../helpers/attack-doors.ts';
 import { ACR } from '../../src/mfa/amr.ts';
 
 const WRONG_CODE = 'That code is not correct. Check your authenticator app and try again.';
@@ -153,6 +154,36 @@ describe('two nodes, one provider', () => {
     expect(page.location).to.be.a('string');
     expect(new URL(page.location!).searchParams.get('error')).to.equal('login_required');
     expect(page.location!.startsWith(REDIRECT_URI)).to.equal(true);
+  });
+
+  it('counts wrong codes on both nodes toward one lock-out: 3 on node A and 2 on node B lock the account on both', async () => {
+    const admin = (await a.app.services.apiKeys.create({ name: 'lock-out', scopes: ['factors:read', 'factors:write'] })).key;
+    const doors = createDoors(a, client, admin);
+    const v = await doors.victim('two-node-lockout');
+
+    cluster.balancer.route('a');
+    const begin = cluster.balancer.served.length;
+    const onA = await doors.hosted(v);
+    for (let i = 0; i < 3; i += 1) expect((await onA.answer(await doors.wrong(v))).outcome).to.equal('invalid');
+    // Another sign-in, so only the account's count (not the challenge's attempts) can reach 5.
+    cluster.balancer.route('b');
+    const onB = await doors.hosted(v);
+    expect((await onB.answer(await doors.wrong(v))).outcome).to.equal('invalid');
+    expect(await onB.answer(await doors.wrong(v))).to.include({ outcome: 'locked', status: 429 });
+    const guesses = servedSince(begin).filter((s) => s.endsWith('/two-factor'));
+    expect(guesses.map((s) => s.split(' ')[0])).to.deep.equal(['a', 'a', 'a', 'b', 'b']);
+
+    // The right code, on either node and any door: refused.
+    const right = await doors.right(v);
+    for (const node of ['a', 'b']) {
+      cluster.balancer.route(node);
+      for (const door of [onA, ...await doors.everyDoor(v)]) {
+        const verdict = await door.answer(right);
+        expect(verdict.outcome, `node ${node}, ${verdict.door}: ${verdict.body.slice(0, 200)}`).to.equal('locked');
+      }
+    }
+    for (const node of [a, b]) expect(await node.app.services.lock.status(v.id)).to.deep.include({ locked: true, failures: 5 });
+    expect(await eventsOf(b, v.id, 'user.locked')).to.have.length(1);
   });
 
   it('serves the same JWKS from both nodes and signs with the one key kept in the database', async () => {
