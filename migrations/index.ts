@@ -14,6 +14,7 @@ import * as m0008 from './202611230008-create-api-keys.ts';
 import * as m0009 from './202611230009-add-challenge-app-state.ts';
 import * as m0010 from './202611240010-create-throttles-recovery-codes-otp-codes.ts';
 import * as m0011 from './202611240011-create-webauthn-challenges.ts';
+import * as m0012 from './202611240012-add-oidc-payload-account.ts';
 
 export interface Migration {
   name: string;
@@ -33,4 +34,5 @@ export const migrations: Migration[] = [
   { name: '202611230009-add-challenge-app-state', ...m0009 },
   { name: '202611240010-create-throttles-recovery-codes-otp-codes', ...m0010 },
   { name: '202611240011-create-webauthn-challenges', ...m0011 },
+  { name: '202611240012-add-oidc-payload-account', ...m0012 },
 ];

@@ -37,7 +37,7 @@ import { createChallengeService } from './mfa/challenges.ts';
 import { createSignInService } from './mfa/sign-in.ts';
 import { createClientService } from './oidc/clients.ts';
 import { loadProviderKeys } from './oidc/keys.ts';
-import { createAdapterClass, sweepExpired } from './oidc/adapter.ts';
+import { createAdapterClass, endSessionsOf, sweepExpired } from './oidc/adapter.ts';
 import { createProvider } from './oidc/provider.ts';
 import { createInteractions } from './oidc/interaction.ts';
 import { errorHandler } from './http/middleware/error-handler.ts';
@@ -194,8 +194,14 @@ export async function createApp(deps: AppDeps) {
 
   const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes, sentCodes, notify });
   const tokens = createApiTokenSigner({ issuer: config.issuer, jwk: keys.jwks.keys[0]!, clock });
+  /** Sign out everywhere: every session of the user ends, with its grants and tokens (audited). */
+  async function endSessions(userId: string, actor: string | null): Promise<number> {
+    const ended = await endSessionsOf(db, userId);
+    await stores.events.record({ type: 'user.sessions_ended', userId, details: { sessions: ended, ...(actor ? { actor } : {}) } });
+    return ended;
+  }
   const routes = apiRoutes({
-    config, clock, db, sealer, users, clients, challenges, signIn, factorService, factorAdmin, apiKeys, tokens,
+    config, clock, db, sealer, users, clients, challenges, signIn, factorService, factorAdmin, apiKeys, tokens, endSessions,
     stores: { users: stores.users, factors: stores.factors, events: stores.events },
   });
   const api = new Router();
@@ -223,6 +229,7 @@ export async function createApp(deps: AppDeps) {
     removeFactor: (userId, factorId) => factorAdmin.remove(userId, factorId),
     renameFactor: (userId, factorId, name) => factorAdmin.rename(userId, factorId, name),
     passkeys,
+    endSessions,
   });
   forms.use(account.routes(), account.allowedMethods());
 

@@ -17,6 +17,7 @@ interface Row {
   grant_id: string | null;
   uid: string | null;
   user_code: string | null;
+  account_id: string | null;
   expires_at: number | null;
   consumed_at: number | null;
 }
@@ -80,6 +81,7 @@ export function createAdapterClass(deps: AdapterDeps): AdapterConstructor {
         payload: JSON.stringify(payload),
         grant_id: payload.grantId ?? null,
         uid: payload.uid ?? null,
+        account_id: typeof payload.accountId === 'string' ? payload.accountId : null,
         user_code: payload.userCode ?? null,
         // Rounded: a fractional ttl must not reach PostgreSQL's bigint.
         expires_at: expiresIn ? clock.now() + Math.round(expiresIn * 1000) : null,
@@ -124,6 +126,24 @@ export function createAdapterClass(deps: AdapterDeps): AdapterConstructor {
       await this.#rows().andWhere('grant_id', grantId).del();
     }
   };
+}
+
+/**
+ * Ends a user's sessions and what they hold: sessions, grants, authorization
+ * codes, access and refresh tokens (every payload of the account, and every
+ * payload of its grants), in one transaction.
+ * @returns how many sessions were ended.
+ */
+export async function endSessionsOf(db: Db, accountId: string): Promise<number> {
+  return db.transaction(async (trx) => {
+    const sessions = trx(TABLE).where({ model: 'Session', account_id: accountId });
+    const ended = await sessions.clone().count<{ n: number | string }[]>({ n: '*' });
+    await sessions.del();
+    const grants = (await trx(TABLE).where({ model: 'Grant', account_id: accountId }).select('id')).map((r: { id: string }) => r.id);
+    if (grants.length > 0) await trx(TABLE).whereIn('grant_id', grants).andWhereNot({ model: 'Session' }).del();
+    await trx(TABLE).where({ account_id: accountId }).whereIn('model', ['Grant', 'AccessToken', 'RefreshToken', 'AuthorizationCode']).del();
+    return Number(ended[0]?.n ?? 0);
+  });
 }
 
 /**

@@ -10,7 +10,7 @@ export const EVENT_TYPES = [
   'factor.enrolled', 'factor.activated', 'factor.verified', 'factor.verify_failed', 'factor.deleted', 'factor.reset',
   'client.created', 'client.updated', 'client.deleted',
   'api_key.created', 'api_key.revoked', 'api_key.used',
-  'user.locked', 'user.unlocked', 'login.throttled',
+  'user.locked', 'user.unlocked', 'login.throttled', 'user.sessions_ended',
   'recovery_codes.generated', 'mfa.code.sent', 'mfa.code.send_failed', 'mfa.code.send_limited',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

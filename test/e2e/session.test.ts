@@ -122,6 +122,35 @@ describe('sessions and step-up', () => {
     expect(claims.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
   });
 
+  it('ends every session of a user and revokes their refresh tokens (management API), audited', async () => {
+    const user = await createUser(server, 'everywhere@example.com');
+    const signedIn = async () => {
+      const flow = new SignIn(server, optional);
+      await flow.start({ scope: 'openid offline_access', prompt: 'consent' });
+      await flow.password('everywhere@example.com');
+      if (flow.page.status === 200 && flow.page.html.includes('Allow access')) flow.page = await flow.agent.submit(flow.page, '/consent', {});
+      return { agent: flow.agent, tokens: (await flow.finish()).tokens };
+    };
+    const laptop = await signedIn();
+    const phone = await signedIn();
+    const key = (await server.app.services.apiKeys.create({ name: 'admin', scopes: ['users:write'] })).key;
+    const res = await fetch(`${server.origin}/api/v1/users/${user.id}/sessions`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } });
+    expect(res.status).to.equal(204);
+
+    for (const device of [laptop, phone]) {
+      let refused: unknown;
+      await oidc.refreshTokenGrant(optional.config, device.tokens.refresh_token!).catch((err: unknown) => { refused = err; });
+      expect((refused as { error?: string } | undefined)?.error).to.equal('invalid_grant');
+      const silent = new SignIn(server, optional, device.agent);
+      const back = new URL((await silent.start({ prompt: 'none' })).location!);
+      expect(back.searchParams.get('error')).to.equal('login_required');
+    }
+    const { events } = await server.app.stores.events.page({ userId: user.id, type: 'user.sessions_ended', limit: 10 });
+    expect(events).to.have.length(1);
+    expect(events[0]!.details).to.include({ sessions: 2 });
+    expect(String(events[0]!.details.actor)).to.match(/^api_key:/);
+  });
+
   it('issues refresh tokens that rotate, and revokes and introspects tokens', async () => {
     await createUser(server, 'refresh@example.com');
     const flow = new SignIn(server, optional);

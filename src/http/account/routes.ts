@@ -45,6 +45,8 @@ export interface AccountDeps {
   renameFactor(userId: string, factorId: string, name: string): Promise<void>;
   /** Passkey registration and checks; without it the page offers no passkeys. */
   passkeys?: Passkeys;
+  /** Ends every session of the user, with its tokens. */
+  endSessions(userId: string, actor: string | null): Promise<number>;
 }
 
 /** How the page names a kind of factor. */
@@ -257,6 +259,15 @@ export function accountRouter(deps: AccountDeps): Router {
     await deps.removeFactor(me.user.id, ctx.params.fid!);
     ctx.status = 303;
     ctx.redirect('/account/security?done=removed');
+  });
+
+  // Sign out everywhere: every session of this user ends, this one included,
+  // and every refresh token stops working. The CSRF token guards the form.
+  router.post('/security/sign-out-everywhere', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    await deps.endSessions(me.user.id, null);
+    await render(ctx, 'logged-out', { title: 'Signed out everywhere', client: null, everywhere: true });
   });
 
   return router;

@@ -36,6 +36,8 @@ export interface ApiDeps {
   factorAdmin: FactorAdmin;
   apiKeys: ApiKeyService;
   tokens: ApiTokenSigner;
+  /** Ends all of a user's sessions and revokes their tokens. @returns how many sessions ended. */
+  endSessions(userId: string, actor: string | null): Promise<number>;
   stores: { users: UsersStore; factors: FactorsStore; events: EventsStore };
 }
 

@@ -12,6 +12,7 @@
  * Responses are built by userBody, which never carries the password hash.
  */
 import type { Context } from 'koa';
+import { AppError } from '../../errors.ts';
 import { z } from 'zod';
 import { route, ErrorBody, type ApiRoute } from './route.ts';
 import { UserBody, userBody } from './shapes.ts';
@@ -117,6 +118,19 @@ export function userRoutes(deps: ApiDeps): ApiRoute[] {
 
     lifecycle('suspend', 'Suspend a user: password sign-in is refused and its tokens stop yielding claims'),
     lifecycle('unsuspend', 'Let a suspended user sign in again'),
+
+    route({
+      method: 'delete', path: '/api/v1/users/:id/sessions', tag: 'Users', scopes: ['users:write'],
+      summary: 'End every session of the user and revoke its grants, access and refresh tokens (Okta: clear user sessions)',
+      params: Params,
+      responses: { 204: { description: 'Ended' }, 404: notFound },
+      async handler({ params, key }) {
+        const user = await users.findById(params.id);
+        if (!user) throw new AppError('user.not_found');
+        await deps.endSessions(user.id, `api_key:${key!.id}`);
+        return { status: 204 };
+      },
+    }),
 
     route({
       method: 'delete', path: '/api/v1/users/:id', tag: 'Users', scopes: ['users:write'],
