@@ -52,13 +52,20 @@ const migrationSource: Knex.MigrationSource<(typeof migrations)[number]> = {
 
 /** Applies every pending migration. */
 export async function migrateLatest(db: Db): Promise<void> {
-  await db.migrate.latest({ migrationSource });
+  // A newer release's migrations may already be applied (rolling upgrade): not an error.
+  await db.migrate.latest({ migrationSource, disableMigrationsListValidation: true });
 }
 
-/** True when every known migration has been applied. */
+/**
+ * True when every migration this release knows has been applied. Migrations
+ * this release does not know (a newer release ran its own) do not count:
+ * migrations are forward-only and additive, so a node of the previous release
+ * keeps serving during a rolling upgrade.
+ */
 export async function migrationsCurrent(db: Db): Promise<boolean> {
-  const [, pending] = (await db.migrate.list({ migrationSource })) as [unknown[], unknown[]];
-  return pending.length === 0;
+  if (!(await db.schema.hasTable('knex_migrations'))) return migrations.length === 0;
+  const applied = new Set((await db('knex_migrations').select('name')).map((r: { name: string }) => r.name));
+  return migrations.every((m) => applied.has(m.name));
 }
 
 /** True when the error is a unique-constraint violation, on either dialect. */
