@@ -15,6 +15,10 @@ import * as m0009 from './202611230009-add-challenge-app-state.ts';
 import * as m0010 from './202611240010-create-throttles-recovery-codes-otp-codes.ts';
 import * as m0011 from './202611240011-create-webauthn-challenges.ts';
 import * as m0012 from './202611240012-add-oidc-payload-account.ts';
+import * as m0013 from './202611240013-create-devices.ts';
+import * as m0014 from './202611240014-create-callbacks-outbox.ts';
+import * as m0015 from './202611240015-add-challenge-push.ts';
+import * as m0016 from './202611240016-add-enrollment-grace-and-trusted-browsers.ts';
 
 export interface Migration {
   name: string;
@@ -35,4 +39,8 @@ export const migrations: Migration[] = [
   { name: '202611240010-create-throttles-recovery-codes-otp-codes', ...m0010 },
   { name: '202611240011-create-webauthn-challenges', ...m0011 },
   { name: '202611240012-add-oidc-payload-account', ...m0012 },
+  { name: '202611240013-create-devices', ...m0013 },
+  { name: '202611240014-create-callbacks-outbox', ...m0014 },
+  { name: '202611240015-add-challenge-push', ...m0015 },
+  { name: '202611240016-add-enrollment-grace-and-trusted-browsers', ...m0016 },
 ];

@@ -7,6 +7,7 @@ import path from 'node:path';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
 import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 import { ROOT_DIR, type Config } from './config.ts';
 import type { Db } from './store/db.ts';
 import type { Clock } from './lib/clock.ts';
@@ -28,6 +29,14 @@ import { keyedHasher } from './lib/hash.ts';
 import { createOtpCodesStore } from './store/otp-codes.ts';
 import { createWebAuthnStore } from './store/webauthn-challenges.ts';
 import { createPasskeys } from './mfa/passkeys.ts';
+import { createPushRequestsStore } from './store/push-requests.ts';
+import { createPush, pushMethod } from './mfa/push.ts';
+import { createCallbacks } from './delivery/callbacks.ts';
+import { createEnrollmentGraceStore } from './store/enrollment-grace.ts';
+import { createEnrollmentGrace } from './mfa/enrollment-grace.ts';
+import { createTrustedBrowsersStore } from './store/trusted-browsers.ts';
+import { createTrustedBrowsers } from './mfa/trusted-browsers.ts';
+import { TRUST_COOKIE } from './http/interaction/routes.ts';
 import { createSentCodes, sentCodeMethod } from './mfa/sent-codes.ts';
 import { createDelivery } from './delivery/index.ts';
 import { createPasswordHasher } from './users/passwords.ts';
@@ -93,6 +102,7 @@ export async function createApp(deps: AppDeps) {
     recoveryCodes: createRecoveryCodesStore(db, clock),
     otpCodes: createOtpCodesStore(db, clock),
     webauthn: createWebAuthnStore(db, clock),
+    pushRequests: createPushRequestsStore(db, clock),
   };
   const delivery = createDelivery({ config: config.delivery, rootDir: ROOT_DIR, clock, logger: deps.logger ?? createLogger({ level: 'silent' }) });
   const hasher = createPasswordHasher(config.passwords, (work) => metrics.timePasswordHash(work));
@@ -125,6 +135,28 @@ export async function createApp(deps: AppDeps) {
     db, clock, factors: stores.factors, store: stores.webauthn, events: stores.events, recoveryCodes,
     issuer: config.issuer, rpName: config.totp.issuer,
   });
+  const callbacks = createCallbacks({
+    db, clock, clients: stores.clients, sealer, log, allowLoopbackHttp: config.env !== 'production',
+    maxAttempts: config.callbacks.maxAttempts, baseDelayMs: config.callbacks.baseDelaySeconds * 1000,
+    maxDelayMs: config.callbacks.maxDelaySeconds * 1000, disableAfter: config.callbacks.disableAfter,
+    timeoutMs: config.callbacks.timeoutSeconds * 1000,
+    onDisabled: (clientId, trx) => stores.events.record({ type: 'client.callback_disabled', clientId, details: { reason: 'sustained delivery failure' } }, trx),
+  });
+  if (config.callbacks.pollIntervalSeconds > 0) callbacks.start(config.callbacks.pollIntervalSeconds * 1000);
+  const push = createPush({
+    store: stores.pushRequests, throttles: stores.throttles, events: stores.events, lock, clock, policy: config.push,
+    // The app hears of the device's answer at once; of the sign-in's outcome when it completes.
+    onAnswered: (r, state) => db.transaction(async (trx) => {
+      await callbacks.enqueue(trx, {
+        clientId: r.clientId, type: state === 'approved' ? 'challenge.approved' : 'challenge.denied',
+        data: { challengeRef: r.ref, userId: r.userId, method: 'push' },
+      });
+    }),
+    async clientName(clientId) {
+      const client = await stores.clients.find(clientId);
+      return typeof client?.metadata.client_name === 'string' ? client.metadata.client_name : clientId;
+    },
+  });
   const challenges = createChallengeService({
     db, clock, challenges: stores.challenges, factors: stores.factors, events: stores.events, factorService,
     metrics, lock, recoveryCodes, ttlSeconds: config.ttl.challenge, maxAttempts: config.mfa.maxAttempts,
@@ -134,14 +166,22 @@ export async function createApp(deps: AppDeps) {
       email: sentCodeMethod({ sentCodes, factors: stores.factors }),
       sms: sentCodeMethod({ sentCodes, factors: stores.factors }),
       webauthn: passkeys.methodHandler,
+      push: pushMethod({ store: stores.pushRequests }),
     },
+    push,
+    callbacks,
     sentCodes,
     notify,
   });
-  const clients = createClientService({ clients: stores.clients, events: stores.events, sealer });
+  const clients = createClientService({ clients: stores.clients, events: stores.events, sealer, callbackUrls: { allowLoopbackHttp: config.env !== 'production' } });
+  const trust = createTrustedBrowsers({ store: createTrustedBrowsersStore(db, clock), events: stores.events, clock, policy: config.mfa.rememberBrowser });
+  const grace = createEnrollmentGrace({ store: createEnrollmentGraceStore(db, clock), events: stores.events, clock, policy: config.mfa.enrollmentGrace });
   const policy = {
     globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId),
     freshness: config.mfa.freshSeconds, now: () => clock.now(),
+    skippedEnrollmentSince: (userId: string, since: number) => grace.skippedSince(userId, since),
+    trustedBrowser: async (ctx: KoaContextWithOIDC, userId: string, client: { firstParty: boolean }) =>
+      trust.allowedFor(client) && trust.isTrusted(userId, ctx.cookies.get(TRUST_COOKIE)),
   };
   const passwordThrottle = createPasswordThrottle({ throttles: stores.throttles, clock, policy: config.throttle.password });
   const signIn = createSignInService({ users, challenges, events: stores.events, metrics, passwordThrottle, hasActiveFactor: policy.hasActiveFactor });
@@ -155,12 +195,21 @@ export async function createApp(deps: AppDeps) {
   });
   provider.on('server_error', (_ctx, err) => log('oidc-provider server_error', err));
 
-  const interactions = createInteractions(provider);
+  const interactions = createInteractions(provider, clock);
   const pages = createPages({
     interactions, factorService, factors: stores.factors, users, maxAttempts: config.mfa.maxAttempts,
     lockStatus: (userId) => lock.status(userId),
+    enrollmentGrace: (userId) => grace.status(userId),
+    async rememberDays(details) {
+      const client = await interactions.client(details);
+      return trust.allowedFor({ firstParty: client.metadata().twofold_first_party === true }) ? trust.policy.days : null;
+    },
     async methodDetails(challenge, method) {
       if (method.method === 'webauthn') return passkeys.methodDetails(challenge, method);
+      if (method.method === 'push') {
+        const current = await push.current(challenge);
+        return current ? { sent: true, pushNumber: current.number, pushState: current.state } : { sent: false };
+      }
       if ((method.method === 'email' || method.method === 'sms') && method.factorId) return { sent: await challenges.codeSent(challenge, method.factorId) };
       return {};
     },
@@ -177,14 +226,16 @@ export async function createApp(deps: AppDeps) {
     ctx.set('Cache-Control', 'public, max-age=3600');
     ctx.body = css;
   });
-  const webauthnJs = await readFile(path.join(ROOT_DIR, 'static', 'webauthn.js'), 'utf8');
-  site.get('/static/webauthn.js', (ctx) => {
-    ctx.type = 'text/javascript';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = webauthnJs;
-  });
+  for (const script of ['webauthn.js', 'push.js']) {
+    const js = await readFile(path.join(ROOT_DIR, 'static', script), 'utf8');
+    site.get(`/static/${script}`, (ctx) => {
+      ctx.type = 'text/javascript';
+      ctx.set('Cache-Control', 'public, max-age=3600');
+      ctx.body = js;
+    });
+  }
 
-  const interaction = interactionRouter({ interactions, signIn, users, challenges, policy, pages });
+  const interaction = interactionRouter({ interactions, signIn, users, challenges, policy, pages, grace, trust });
   const forms = new Router();
   forms.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '16kb' }));
   forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));
@@ -201,7 +252,7 @@ export async function createApp(deps: AppDeps) {
     return ended;
   }
   const routes = apiRoutes({
-    config, clock, db, sealer, users, clients, challenges, signIn, factorService, factorAdmin, apiKeys, tokens, endSessions,
+    config, clock, db, sealer, users, clients, challenges, signIn, factorService, factorAdmin, apiKeys, tokens, endSessions, trust,
     stores: { users: stores.users, factors: stores.factors, events: stores.events },
   });
   const api = new Router();
@@ -246,8 +297,9 @@ export async function createApp(deps: AppDeps) {
   let sweeper: NodeJS.Timeout | undefined;
   if (config.sweepIntervalSeconds > 0) {
     sweeper = setInterval(() => {
-      Promise.all([sweepExpired(db, clock), stores.challenges.sweepExpired(clock.now() - 3_600_000), stores.throttles.sweep(clock.now() - 86_400_000), stores.otpCodes.sweep(clock.now() - 3_600_000),
-        stores.webauthn.sweepExpired(clock.now() - 3_600_000)])
+      Promise.all([sweepExpired(db, clock), challenges.expireUnanswered().then(() => stores.challenges.sweepExpired(clock.now() - 3_600_000)), stores.throttles.sweep(clock.now() - 86_400_000), stores.otpCodes.sweep(clock.now() - 3_600_000),
+        stores.webauthn.sweepExpired(clock.now() - 3_600_000),
+        callbacks.outbox.sweep(clock.now() - 7 * 86_400_000)])
         .catch((err: unknown) => log('sweeping expired rows failed', err));
     }, config.sweepIntervalSeconds * 1000);
     sweeper.unref();
@@ -255,7 +307,7 @@ export async function createApp(deps: AppDeps) {
 
   return {
     provider,
-    services: { users, clients, challenges, factorService, signIn, apiKeys, lock, recoveryCodes, factorAdmin, passkeys },
+    services: { users, clients, challenges, factorService, signIn, apiKeys, lock, recoveryCodes, factorAdmin, passkeys, trust, grace, push, callbacks },
     routes,
     metrics,
     stores,
@@ -263,6 +315,7 @@ export async function createApp(deps: AppDeps) {
     stop() {
       if (sweeper) clearInterval(sweeper);
       void delivery.close();
+      void callbacks.stop();
     },
   };
 }

@@ -33,6 +33,8 @@ const schema = z.object({
   ttl: z.object({
     interaction: seconds.max(600, 'an interaction lives at most 10 minutes'),
     session: seconds,
+    /** A session unused this long ends, even before `session`. */
+    sessionIdle: seconds,
     grant: seconds,
     authorizationCode: seconds.max(600),
     accessToken: seconds,
@@ -52,6 +54,14 @@ const schema = z.object({
     period: z.union([z.literal(30), z.literal(60)]),
     window: z.number().int().min(0).max(2),
   }),
+  /** Push approval to linked devices, with number matching. */
+  push: z.object({
+    numberDigits: z.number().int().min(2).max(6),
+    perUser: z.number().int().min(1),
+    windowSeconds: seconds,
+    pauseAfterDenials: z.number().int().min(1),
+    pauseSeconds: seconds,
+  }),
   /** Codes sent by email and SMS. */
   sentCodes: z.object({
     digits: z.number().int().min(6).max(10),
@@ -62,6 +72,16 @@ const schema = z.object({
   }),
   mfa: z.object({
     policy: mfaPolicy,
+    /** Under the `required` policy, how often (or until when) a user may skip setting up a second factor. */
+    enrollmentGrace: z.object({
+      skips: z.number().int().min(0),
+      until: z.iso.date().nullable(),
+    }),
+    /** "Remember this browser" at the second-factor step: for how many days, offered to which clients. */
+    rememberBrowser: z.object({
+      days: z.number().int().min(0).max(365),
+      allowFor: z.enum(['none', 'first-party', 'all']),
+    }),
     /** How long a sign-in counts for the mfa and phishing-resistant levels (null: the session's life). */
     freshSeconds: z.object({ mfa: seconds.nullable(), phr: seconds.nullable() }),
     maxAttempts: z.number().int().min(1).max(20),
@@ -90,6 +110,17 @@ const schema = z.object({
   demo: z.object({
     enabled: z.boolean(),
     port: z.number().int().min(0).max(65535),
+  }),
+  /** Signed callbacks to clients' callback URLs, from the durable outbox. */
+  callbacks: z.object({
+    /** How often due deliveries are sent (0: no background delivery). */
+    pollIntervalSeconds: z.number().int().min(0),
+    timeoutSeconds: seconds.max(60),
+    maxAttempts: z.number().int().min(1).max(30),
+    baseDelaySeconds: seconds,
+    maxDelaySeconds: seconds,
+    /** Events given up on, in a row, that disable the endpoint. */
+    disableAfter: z.number().int().min(1),
   }),
   /** How often expired rows are deleted; 0 turns the sweeper off. */
   sweepIntervalSeconds: z.number().int().min(0),

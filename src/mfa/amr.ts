@@ -20,6 +20,7 @@ export const METHOD_AMR = {
   email: ['otp'],
   sms: ['sms'],
   webauthn: [],
+  push: ['swk'],
 } as const satisfies Record<MethodName, readonly Amr[]>;
 
 export type SecondFactorMethod = keyof typeof METHOD_AMR;

@@ -21,6 +21,7 @@ import type { SecondFactorLock } from './lockout.ts';
 import type { RecoveryCodes } from './recovery-codes.ts';
 import type { Answer, MethodHandlers } from './methods.ts';
 import type { SentCodes } from './sent-codes.ts';
+import type { Push, PushContent } from './push.ts';
 import { AppError, assertThat } from '../errors.ts';
 import { randomToken } from '../lib/random.ts';
 import { sha256 } from '../lib/hash.ts';
@@ -65,6 +66,15 @@ export function maskPhone(phone: string): string {
 
 export type ChallengeService = ReturnType<typeof createChallengeService>;
 
+/**
+ * The public reference of a challenge (callbacks, logs an app may keep):
+ * derived from the stored id, never the twoFactorId, and useless for
+ * answering it.
+ */
+export function challengeRef(challengeId: string): string {
+  return `ch_${sha256(`ref:${challengeId}`).slice(0, 32)}`;
+}
+
 export function createChallengeService(deps: {
   db: Db;
   clock: Clock;
@@ -77,12 +87,26 @@ export function createChallengeService(deps: {
   recoveryCodes: RecoveryCodes;
   handlers: MethodHandlers;
   sentCodes: SentCodes;
+  /** Push approval, when devices can be linked. */
+  push?: Push;
+  /** True when the user has a linked device to push to. */
+  hasPushDevice?: (userId: string) => Promise<boolean>;
+  /** Posts outcomes to the client's callback URL (from the outbox, signed). */
+  callbacks?: { enqueue(trx: Db, event: { clientId: string; type: 'challenge.succeeded' | 'challenge.failed' | 'challenge.expired'; data: { challengeRef: string; userId: string; state?: unknown; method?: string } }): Promise<unknown> };
   /** Tells the person a factor was added (enrolment at sign-in or on the security page). */
   notify?: (userId: string, change: 'factor-added', factorName: string) => Promise<void>;
   ttlSeconds: number;
   maxAttempts: number;
 }) {
   const { db, clock, challenges, factors, events, factorService, lock } = deps;
+
+  /** Ends a challenge as failed and tells the client's callback, in one transaction. */
+  async function failChallenge(challenge: Challenge): Promise<void> {
+    await db.transaction(async (trx) => {
+      if (!(await challenges.complete(challenge.id, 'failed', null, trx))) return;
+      await deps.callbacks?.enqueue(trx, { clientId: challenge.clientId, type: 'challenge.failed', data: { challengeRef: challengeRef(challenge.id), userId: challenge.userId, state: challenge.appState } });
+    });
+  }
 
   /** Every way the user can answer: each active factor, passkeys together, and recovery codes while some are left. */
   async function methodsOf(userId: string): Promise<ChallengeMethod[]> {
@@ -94,6 +118,7 @@ export function createChallengeService(deps: {
       else if (f.type === 'sms') methods.push({ id: f.id, method: 'sms', factorId: f.id });
       else if (f.type === 'webauthn' && !methods.some((m) => m.method === 'webauthn')) methods.push({ id: 'webauthn', method: 'webauthn', factorId: null });
     }
+    if (deps.push && deps.hasPushDevice && (await deps.hasPushDevice(userId))) methods.push({ id: 'push', method: 'push', factorId: null });
     if (methods.length > 0 && (await deps.recoveryCodes.remaining(userId)) > 0) {
       methods.push({ id: 'recovery-code', method: 'recovery-code', factorId: null });
     }
@@ -187,12 +212,51 @@ export function createChallengeService(deps: {
      * the previous code stops working.
      * @throws AppError mfa.method_not_available, mfa.send_limited, delivery.failed
      */
-    async sendCode(challenge: Challenge, methodId: string | undefined): Promise<void> {
+    async sendCode(challenge: Challenge, methodId: string | undefined, content?: PushContent): Promise<{ push?: { ref: string; number: string } }> {
       const method = challenge.methods.find((m) => m.id === methodId) ?? (methodId === undefined ? challenge.methods[0] : undefined);
+      if (method?.method === 'push' && deps.push) return { push: await deps.push.send(challenge, content) };
       assertThat(method && (method.method === 'email' || method.method === 'sms') && method.factorId, 'mfa.method_not_available');
       const factor = await factors.findById(method.factorId);
       assertThat(factor && factor.userId === challenge.userId && (factor.status === 'ACTIVE' || factor.id === challenge.enrollmentFactorId), 'mfa.method_not_available');
       await deps.sentCodes.send(factor, challenge.id);
+      return {};
+    },
+
+    /** A push request's state by public reference, only for the holder of the challenge's binding. */
+    async pushStatus(ref: string, binding: string) {
+      const found = deps.push ? await deps.push.status(ref) : undefined;
+      if (!found) return undefined;
+      const c = await challenges.findById(found.record.challengeId);
+      return c && c.binding === binding ? found.state : undefined;
+    },
+
+    /** Ends a challenge nobody will answer (enrolment put off), with its pending factor. */
+    async abandon(challenge: Challenge): Promise<void> {
+      await challenges.complete(challenge.id, 'failed', null);
+      if (challenge.enrollmentFactorId) await factors.deletePendingOfType(challenge.userId, 'token:software:totp');
+    },
+
+    /**
+     * Marks challenges that expired unanswered and tells their clients'
+     * callbacks (run by the sweeper, so it may lag by its interval).
+     * @returns how many expired.
+     */
+    async expireUnanswered(): Promise<number> {
+      let n = 0;
+      for (const c of await challenges.listExpiredPending(100)) {
+        await db.transaction(async (trx) => {
+          if (!(await challenges.markExpired(c.id, trx))) return;
+          n += 1;
+          await deps.callbacks?.enqueue(trx, { clientId: c.clientId, type: 'challenge.expired', data: { challengeRef: challengeRef(c.id), userId: c.userId, state: c.appState } });
+        });
+      }
+      return n;
+    },
+
+    /** The state of the challenge's push request, if one was sent. */
+    async pushState(challenge: Challenge): Promise<'pending' | 'approved' | 'denied' | undefined> {
+      const r = deps.push ? await deps.push.current(challenge) : undefined;
+      return r && r.state !== 'consumed' ? r.state : undefined;
     },
 
     /** True when a code was sent for this challenge's email or SMS method and is still good. */
@@ -215,6 +279,8 @@ export function createChallengeService(deps: {
       assertThat(method, 'mfa.method_not_available');
       const handler = deps.handlers[method.method];
       assertThat(handler, 'mfa.method_not_available');
+      // An unanswered or denied push is not a wrong answer from this person.
+      if (method.method === 'push') await deps.push?.assertAnswered(challenge);
 
       await lock.reserve(challenge.userId);
       if (!(await challenges.reserveAttempt(challenge.id, deps.maxAttempts))) {
@@ -236,6 +302,7 @@ export function createChallengeService(deps: {
               throw new AppError('mfa.challenge_not_found');
             }
             await lock.succeeded(challenge.userId, trx);
+            await deps.callbacks?.enqueue(trx, { clientId: challenge.clientId, type: 'challenge.succeeded', data: { challengeRef: challengeRef(challenge.id), userId: challenge.userId, state: challenge.appState, method: method.method } });
             // A first second factor comes with the recovery codes for the day it is lost.
             const recoveryCodes = challenge.enrollmentFactorId ? await deps.recoveryCodes.generateIfNone(challenge.userId, trx) : null;
             return { amr: right.amr, phishingResistant: right.phishingResistant, recoveryCodes };
@@ -254,13 +321,13 @@ export function createChallengeService(deps: {
         await events.record({ type: 'mfa.challenge.failed', userId: challenge.userId, clientId: challenge.clientId, details: { method: method.method } });
         await lock.failed(challenge.userId);
         if ((await lock.status(challenge.userId)).locked) {
-          await challenges.complete(challenge.id, 'failed', null);
+          await failChallenge(challenge);
           deps.metrics.recordSecondFactor(method.method, 'locked');
           deps.metrics.recordSignIn('second_factor_failed');
           throw await lock.lockedError(challenge.userId);
         }
         if ((await challenges.attempts(challenge.id)) >= deps.maxAttempts) {
-          await challenges.complete(challenge.id, 'failed', null);
+          await failChallenge(challenge);
           deps.metrics.recordSecondFactor(method.method, 'too_many_attempts');
           deps.metrics.recordSignIn('second_factor_failed');
           throw new AppError('mfa.too_many_attempts');

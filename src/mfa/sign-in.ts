@@ -9,7 +9,7 @@ import type { User } from '../store/users.ts';
 import type { ChallengeOrigin } from '../store/challenges.ts';
 import type { UserService } from '../users/users.ts';
 import type { ChallengeService, Challenge } from './challenges.ts';
-import { requestsPhishingResistant, secondFactorRequirement } from './policy.ts';
+import { requestsPhishingResistant, requestsSecondFactor, secondFactorRequirement } from './policy.ts';
 import { ACR, type Acr } from './amr.ts';
 import { AppError } from '../errors.ts';
 import type { EventsStore } from '../store/events.ts';
@@ -28,6 +28,8 @@ export interface SignInContext {
   ip?: string;
   /** The calling app's state, echoed back when the challenge completes. */
   appState?: unknown;
+  /** True when this browser is remembered for the user (hosted sign-in only). */
+  trustedBrowser?: (userId: string) => Promise<boolean>;
 }
 
 export type SignInStep =
@@ -70,6 +72,11 @@ export function createSignInService(deps: {
       await deps.passwordThrottle.succeeded(loginId);
       const need = secondFactorRequirement({ policy: ctx.policy, requestedAcrs: ctx.requestedAcrs, hasActiveFactor: await deps.hasActiveFactor(user.id) });
       if (need === 'none') return { kind: 'complete', user, amr: ['pwd'], acr: ACR.password };
+      // A remembered browser skips a factor only the policy asks for, and the
+      // token says the password alone was used; a requested level is always asked.
+      if (need === 'verify' && !requestsSecondFactor(ctx.requestedAcrs) && ctx.trustedBrowser && await ctx.trustedBrowser(user.id)) {
+        return { kind: 'complete', user, amr: ['pwd'], acr: ACR.password };
+      }
       return secondFactorFor(user, ['pwd'], ctx, need);
     },
 

@@ -6,8 +6,11 @@
  * request and caches built clients by a hash of the metadata it got back
  * (lib/models/client.js, an LRU of 100), so an update or a deletion takes
  * effect on the next request without any invalidation here.
+ *
+ * Longer than ~300 lines: callback registration (URL check, whsec_ secret,
+ * rotation, re-enable) is part of the client it configures.
  */
-import type { ClientsStore, ClientRecord } from '../store/clients.ts';
+import type { ClientsStore, ClientRecord, ClientChanges } from '../store/clients.ts';
 import type { EventsStore } from '../store/events.ts';
 import type { Db } from '../store/db.ts';
 import type { Sealer } from '../lib/seal.ts';
@@ -15,6 +18,8 @@ import type { MfaPolicy } from '../config.ts';
 import { isUniqueViolation } from '../store/db.ts';
 import { randomToken } from '../lib/random.ts';
 import { AppError } from '../errors.ts';
+import { assertPublicUrl, UnsafeUrlError, type UrlPolicy } from '../lib/network.ts';
+import { callbackSecretContext, newCallbackSecret } from '../delivery/callbacks.ts';
 
 export interface NewClient {
   clientId?: string;
@@ -25,6 +30,8 @@ export interface NewClient {
   public: boolean;
   firstParty: boolean;
   mfaPolicy: MfaPolicy | null;
+  /** Where challenge outcomes are POSTed; setting one generates its signing secret. */
+  callbackUrl?: string | null;
 }
 
 /** What an update may change; absent means unchanged. Public/confidential is fixed at creation. */
@@ -34,7 +41,11 @@ export interface ClientUpdate {
   postLogoutRedirectUris?: string[];
   firstParty?: boolean;
   mfaPolicy?: MfaPolicy | null;
+  /** null removes the callback and its secret; a first URL generates a secret, a new URL keeps it. */
+  callbackUrl?: string | null;
 }
+
+export type CallbackStatus = 'active' | 'disabled';
 
 /** Who changed a client, for the audit trail. */
 export interface ClientAuditContext {
@@ -51,6 +62,10 @@ export interface ClientView {
   public: boolean;
   firstParty: boolean;
   mfaPolicy: MfaPolicy | null;
+  callbackUrl: string | null;
+  /** null when the client has no callback URL. */
+  callbackStatus: CallbackStatus | null;
+  callbackDisabledAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -120,6 +135,9 @@ export function clientView(c: ClientRecord): ClientView {
     public: c.metadata.token_endpoint_auth_method === 'none',
     firstParty: c.firstParty,
     mfaPolicy: c.mfaPolicy,
+    callbackUrl: c.callbackUrl,
+    callbackStatus: c.callbackUrl === null ? null : c.callbackDisabledAt === null ? 'active' : 'disabled',
+    callbackDisabledAt: c.callbackUrl === null ? null : c.callbackDisabledAt,
     createdAt: c.createdAt,
     updatedAt: c.updatedAt,
   };
@@ -127,9 +145,52 @@ export function clientView(c: ClientRecord): ClientView {
 
 export type ClientService = ReturnType<typeof createClientService>;
 
-export function createClientService(deps: { clients: ClientsStore; events: EventsStore; sealer: Sealer }) {
+export interface ClientServiceDeps {
+  clients: ClientsStore;
+  events: EventsStore;
+  sealer: Sealer;
+  /**
+   * How callback URLs are checked. Absent: the production rule (https to
+   * public addresses only); development and tests allow loopback http.
+   */
+  callbackUrls?: UrlPolicy;
+}
+
+export function createClientService(deps: ClientServiceDeps) {
   const { clients, events, sealer } = deps;
+  const urlPolicy: UrlPolicy = deps.callbackUrls ?? { allowLoopbackHttp: false };
   const context = (id: string) => `client:${id}`;
+
+  /**
+   * https to a host whose every address is public (loopback http when the
+   * policy allows). Checked here and again at each delivery.
+   * @returns the URL as given; null stays null
+   * @throws AppError request.invalid naming callbackUrl
+   */
+  async function checkCallbackUrl(url: string | null): Promise<string | null> {
+    if (url === null) return null;
+    try {
+      await assertPublicUrl(url, urlPolicy);
+    } catch (err) {
+      if (err instanceof UnsafeUrlError) throw new AppError('request.invalid', { message: `Callback URL: ${err.message}`, details: { field: 'callbackUrl' } });
+      throw err;
+    }
+    return url;
+  }
+
+  /** The callback columns that set `url` (checked; undefined: unchanged) on the client as it is. */
+  function callbackChanges(current: ClientRecord, url: string | null | undefined): { changes: ClientChanges; secret: string | null } {
+    if (url === undefined) return { changes: {}, secret: null };
+    if (url === null) return { changes: { callbackUrl: null, callbackSecretSealed: null, callbackDisabledAt: null, callbackFailures: 0 }, secret: null };
+    // A new URL for the same receiver keeps its secret, and its status: re-enabling is explicit.
+    if (current.callbackUrl !== null && current.callbackSecretSealed !== null) return { changes: { callbackUrl: url }, secret: null };
+    const secret = newCallbackSecret();
+    const callbackSecretSealed = sealer.seal(secret, callbackSecretContext(current.clientId));
+    return { changes: { callbackUrl: url, callbackSecretSealed, callbackDisabledAt: null, callbackFailures: 0 }, secret };
+  }
+
+  /** @throws AppError request.invalid (naming callbackUrl) for a client without a callback URL. */
+  const noCallback = () => new AppError('request.invalid', { message: 'This client has no callback URL.', details: { field: 'callbackUrl' } });
 
   /** Records an event about `clientId` inside `trx`. Never a secret in `details`. */
   function audit(trx: Db, type: 'client.created' | 'client.updated' | 'client.deleted', clientId: string, ctx: ClientAuditContext, details: Record<string, unknown> = {}) {
@@ -145,24 +206,28 @@ export function createClientService(deps: { clients: ClientsStore; events: Event
 
   return {
     /**
-     * @returns the record and, for confidential clients, the secret (shown once).
+     * @returns the record and, for confidential clients, the secret; with a
+     *   callback URL, its signing secret (each shown once).
      * @throws AppError request.invalid (naming the field), client.id_taken
      */
-    async create(input: NewClient, ctx: ClientAuditContext = {}): Promise<{ client: ClientRecord; clientSecret: string | null }> {
+    async create(input: NewClient, ctx: ClientAuditContext = {}): Promise<{ client: ClientRecord; clientSecret: string | null; callbackSecret: string | null }> {
       const clientId = input.clientId ?? randomToken(16);
       if (!CLIENT_ID.test(clientId)) throw new AppError('request.invalid', { message: 'A client id is 1–100 letters, digits, dots, dashes, underscores or tildes.', details: { field: 'clientId' } });
       const metadata = metadataOf({ ...input, postLogoutRedirectUris: input.postLogoutRedirectUris ?? [] });
+      const callbackUrl = await checkCallbackUrl(input.callbackUrl ?? null);
       const clientSecret = input.public ? null : randomToken(32);
+      const callbackSecret = callbackUrl ? newCallbackSecret() : null;
       try {
         const client = await clients.transaction(async (trx) => {
           const inserted = await clients.insert({
             clientId, metadata, clientSecretSealed: clientSecret ? sealer.seal(clientSecret, context(clientId)) : null,
             mfaPolicy: input.mfaPolicy, firstParty: input.firstParty,
+            callbackUrl, callbackSecretSealed: callbackSecret ? sealer.seal(callbackSecret, callbackSecretContext(clientId)) : null,
           }, trx);
           await audit(trx, 'client.created', clientId, ctx);
           return inserted;
         });
-        return { client, clientSecret };
+        return { client, clientSecret, callbackSecret };
       } catch (err) {
         if (isUniqueViolation(err)) throw new AppError('client.id_taken');
         throw err;
@@ -172,9 +237,13 @@ export function createClientService(deps: { clients: ClientsStore; events: Event
     /**
      * Changes the given fields, validated as on creation against the client
      * as it will be. The provider sees the change on its next request.
+     * @returns the client and, when the patch gave it its first callback
+     *   URL, the new callback secret (shown once; otherwise null).
      * @throws AppError client.not_found, request.invalid (naming the field)
      */
-    async update(clientId: string, patch: ClientUpdate, ctx: ClientAuditContext = {}): Promise<ClientRecord> {
+    async update(clientId: string, patch: ClientUpdate, ctx: ClientAuditContext = {}): Promise<{ client: ClientRecord; callbackSecret: string | null }> {
+      // Resolved before the transaction: no DNS wait while holding the row lock.
+      const callbackUrl = patch.callbackUrl === undefined ? undefined : await checkCallbackUrl(patch.callbackUrl);
       return clients.transaction(async (trx) => {
         const current = await clients.findForUpdate(clientId, trx);
         if (!current) throw new AppError('client.not_found');
@@ -184,14 +253,56 @@ export function createClientService(deps: { clients: ClientsStore; events: Event
           redirectUris: patch.redirectUris ?? view.redirectUris,
           postLogoutRedirectUris: patch.postLogoutRedirectUris ?? view.postLogoutRedirectUris,
         });
+        const callback = callbackChanges(current, callbackUrl);
         const updated = await clients.update(clientId, {
           metadata: { ...current.metadata, ...metadata },
           ...(patch.firstParty !== undefined ? { firstParty: patch.firstParty } : {}),
           ...(patch.mfaPolicy !== undefined ? { mfaPolicy: patch.mfaPolicy } : {}),
+          ...callback.changes,
         }, { trx });
         await audit(trx, 'client.updated', clientId, ctx, { changed: Object.keys(patch).filter((k) => patch[k as keyof ClientUpdate] !== undefined).sort() });
-        return updated!;
+        return { client: updated!, callbackSecret: callback.secret };
       });
+    },
+
+    /**
+     * Replaces the callback signing secret. Every attempt from now on is
+     * signed with the new one, retries of older events included, so the
+     * receiver should accept both secrets while it switches over.
+     * @returns the new secret (shown once).
+     * @throws AppError client.not_found, request.invalid (no callback URL)
+     */
+    async rotateCallbackSecret(clientId: string, ctx: ClientAuditContext = {}): Promise<string> {
+      const secret = newCallbackSecret();
+      const rotated = await clients.transaction(async (trx) => {
+        const updated = await clients.update(clientId, { callbackSecretSealed: sealer.seal(secret, callbackSecretContext(clientId)) }, { ifCallback: true, trx });
+        if (updated) await audit(trx, 'client.updated', clientId, ctx, { changed: ['callbackSecret'] });
+        return updated !== undefined;
+      });
+      if (!rotated) {
+        await get(clientId);
+        throw noCallback();
+      }
+      return secret;
+    },
+
+    /**
+     * Re-enables a callback that delivery disabled, with a fresh failure
+     * count. Events given up on while it was disabled are not resent.
+     * Idempotent for an active callback.
+     * @throws AppError client.not_found, request.invalid (no callback URL)
+     */
+    async enableCallback(clientId: string, ctx: ClientAuditContext = {}): Promise<ClientRecord> {
+      const enabled = await clients.transaction(async (trx) => {
+        const updated = await clients.update(clientId, { callbackDisabledAt: null, callbackFailures: 0 }, { ifCallback: true, trx });
+        if (updated) await audit(trx, 'client.updated', clientId, ctx, { changed: ['callbackStatus'] });
+        return updated;
+      });
+      if (!enabled) {
+        await get(clientId);
+        throw noCallback();
+      }
+      return enabled;
     },
 
     /**

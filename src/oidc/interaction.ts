@@ -5,6 +5,7 @@
 import type Provider from 'oidc-provider';
 import type { Context } from 'koa';
 import { AppError, assertThat } from '../errors.ts';
+import { systemClock, type Clock } from '../lib/clock.ts';
 
 export type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
 
@@ -17,7 +18,8 @@ export interface LoginResult {
   acr: string;
 }
 
-export function createInteractions(provider: Provider) {
+/** `clock` dates each login (`loginTs`, hence `auth_time` and the session's lifetimes) on the same clock as the rest of the app. */
+export function createInteractions(provider: Provider, clock: Clock = systemClock) {
   return {
     /**
      * The interaction bound to this browser (by its cookie), checked against
@@ -50,7 +52,7 @@ export function createInteractions(provider: Provider) {
 
     /** Finishes the login prompt. @returns where the browser goes next. */
     async finishLogin(ctx: Context, login: LoginResult): Promise<string> {
-      return provider.interactionResult(ctx.req, ctx.res, { login: { ...login, remember: true } }, { mergeWithLastSubmission: false });
+      return provider.interactionResult(ctx.req, ctx.res, { login: { ...login, remember: true, ts: Math.floor(clock.now() / 1000) } }, { mergeWithLastSubmission: false });
     },
 
     /** Grants what the consent prompt asked for. @returns where the browser goes next. */

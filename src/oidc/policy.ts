@@ -6,7 +6,7 @@
  */
 import { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import type { MfaPolicy } from '../config.ts';
-import { levelNeeded, secondFactorRequirement, type Requirement } from '../mfa/policy.ts';
+import { levelNeeded, requestedLevel, secondFactorRequirement, type Requirement } from '../mfa/policy.ts';
 import { ACR, acrLevel } from '../mfa/amr.ts';
 
 export interface PolicyDeps {
@@ -20,6 +20,10 @@ export interface PolicyDeps {
   freshness?: { mfa: number | null; phr: number | null };
   /** Milliseconds since the epoch. */
   now?: () => number;
+  /** True when this browser is remembered for the user and the client may honour that. */
+  trustedBrowser?: (ctx: KoaContextWithOIDC, userId: string, client: { firstParty: boolean }) => Promise<boolean>;
+  /** True when the user skipped enrolment (grace) at or after `since` ms: that sign-in is not asked again. */
+  skippedEnrollmentSince?: (userId: string, since: number) => Promise<boolean>;
 }
 
 interface AcrParams {
@@ -75,7 +79,15 @@ export function createInteractionPolicy(deps: PolicyDeps) {
         requestedAcrs: requestedAcrs(params ?? {}),
         hasActiveFactor: await deps.hasActiveFactor(session.accountId),
       });
-      if (acrLevel(String(session.acr ?? '')) < needed) return Check.REQUEST_PROMPT;
+      if (acrLevel(String(session.acr ?? '')) < needed) {
+        // Enrolment skipped under grace in this very sign-in: only the policy
+        // asked, so the password is enough this time. A requested level has no grace.
+        // So does a remembered browser.
+        if (requestedLevel(requestedAcrs(params ?? {})) >= acrLevel(ACR.mfa)) return Check.REQUEST_PROMPT;
+        const graced = (deps.skippedEnrollmentSince && await deps.skippedEnrollmentSince(session.accountId, Number(session.loginTs ?? 0) * 1000))
+          || (deps.trustedBrowser && await deps.trustedBrowser(ctx, session.accountId, { firstParty: client.metadata().twofold_first_party === true }));
+        return graced ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+      }
       const limit = needed >= acrLevel(ACR.phr) ? deps.freshness?.phr : needed >= acrLevel(ACR.mfa) ? deps.freshness?.mfa : null;
       const age = (deps.now ?? Date.now)() / 1000 - Number(session.loginTs ?? 0);
       return limit != null && age > limit ? Check.REQUEST_PROMPT : Check.NO_NEED_TO_PROMPT;

@@ -88,10 +88,13 @@ export function createProvider(deps: ProviderDeps): Provider {
       Interaction: ttl.interaction,
       // Absolute, not sliding: a session ends ttl.session after its last
       // sign-in however busy it is (upstream re-arms the full TTL on every save).
+      // Idle too: a session unused for ttl.sessionIdle ends (each use re-arms
+      // it, never past the absolute end).
       Session: (_ctx, session) => {
         const loginTs = (session as { loginTs?: number }).loginTs;
-        if (!loginTs) return ttl.session;
-        return Math.max(1, Math.floor(loginTs + ttl.session - deps.clock.now() / 1000));
+        if (!loginTs) return Math.min(ttl.session, ttl.sessionIdle);
+        const absolute = Math.floor(loginTs + ttl.session - deps.clock.now() / 1000);
+        return Math.max(1, Math.min(absolute, ttl.sessionIdle));
       },
       Grant: ttl.grant,
       AuthorizationCode: ttl.authorizationCode,

@@ -3,10 +3,10 @@ import { parseJson } from './db.ts';
 import type { Clock } from '../lib/clock.ts';
 
 export type ChallengeOrigin = 'interaction' | 'login_api' | 'start_api' | 'account';
-export type ChallengeState = 'pending' | 'succeeded' | 'failed';
+export type ChallengeState = 'pending' | 'succeeded' | 'failed' | 'expired';
 
 /** The second-factor methods (FusionAuth's names). */
-export type MethodName = 'authenticator' | 'recovery-code' | 'email' | 'sms' | 'webauthn';
+export type MethodName = 'authenticator' | 'recovery-code' | 'email' | 'sms' | 'webauthn' | 'push';
 
 /**
  * One way the user can answer a challenge. `id` is stable: the factor's id,
@@ -67,6 +67,11 @@ export function createChallengesStore(db: Db, clock: Clock) {
         app_state: c.appState === undefined ? null : JSON.stringify(c.appState),
       });
     },
+    /** A challenge by id, whatever its state. */
+    async findById(id: string): Promise<ChallengeRecord | undefined> {
+      const r = await db<Row>('challenges').where({ id }).first();
+      return r && toRecord(r);
+    },
     /** A pending, unexpired challenge by id (the hash of its twoFactorId). */
     async findLive(id: string): Promise<ChallengeRecord | undefined> {
       const r = await live().andWhere({ id }).first();
@@ -114,6 +119,18 @@ export function createChallengesStore(db: Db, clock: Clock) {
     async succeededSince(binding: string, since: number): Promise<boolean> {
       const r = await db('challenges').where({ binding, state: 'succeeded' }).andWhere('completed_at', '>=', since).first('id');
       return r !== undefined;
+    },
+    /** Pending challenges past their expiry, oldest first. */
+    async listExpiredPending(limit: number): Promise<Array<{ id: string; userId: string; clientId: string; appState: unknown; pushRef: string | null }>> {
+      const rows = await db('challenges').where({ state: 'pending' }).andWhere('expires_at', '<=', clock.now()).orderBy('expires_at').limit(limit)
+        .select('id', 'user_id', 'client_id', 'app_state', 'push_ref');
+      return rows.map((r: { id: string; user_id: string; client_id: string; app_state: string | null; push_ref: string | null }) => ({
+        id: r.id, userId: r.user_id, clientId: r.client_id, appState: r.app_state === null ? undefined : parseJson(r.app_state), pushRef: r.push_ref,
+      }));
+    },
+    /** @returns false when it was completed meanwhile. */
+    async markExpired(id: string, trx: Db = db): Promise<boolean> {
+      return (await trx('challenges').where({ id, state: 'pending' }).andWhere('expires_at', '<=', clock.now()).update({ state: 'expired', completed_at: clock.now() })) === 1;
     },
     async sweepExpired(olderThan: number): Promise<number> {
       return db('challenges').where('expires_at', '<', olderThan).del();

@@ -8,9 +8,10 @@ export const EVENT_TYPES = [
   'login.password.succeeded', 'login.password.failed', 'login.succeeded',
   'mfa.challenge.created', 'mfa.challenge.succeeded', 'mfa.challenge.failed',
   'factor.enrolled', 'factor.activated', 'factor.verified', 'factor.verify_failed', 'factor.deleted', 'factor.reset',
-  'client.created', 'client.updated', 'client.deleted',
+  'client.created', 'client.updated', 'client.deleted', 'client.callback_disabled',
   'api_key.created', 'api_key.revoked', 'api_key.used',
   'user.locked', 'user.unlocked', 'login.throttled', 'user.sessions_ended',
+  'mfa.enrollment_skipped', 'trusted_browser.added', 'trusted_browser.revoked', 'push.sent', 'push.approved', 'push.denied', 'push.wrong_number', 'push.paused',
   'recovery_codes.generated', 'mfa.code.sent', 'mfa.code.send_failed', 'mfa.code.send_limited',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

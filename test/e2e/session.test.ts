@@ -35,11 +35,15 @@ describe('sessions and step-up', () => {
     const low = await first.finish();
     expect(low.claims.amr).to.deep.equal(['pwd']);
 
+    const before = agent.cookie('_session');
+    expect(before).to.be.a('string');
     const second = new SignIn(server, required, agent);
     const page = await second.start();
     expect(page.html).to.include('Two-step verification').and.not.include('current-password');
     await second.code(await totpNow(server, secret));
     const high = await second.finish();
+    // A new session id once the sign-in completed (no session fixation).
+    expect(agent.cookie('_session')).to.be.a('string').and.not.equal(before);
     expect(high.claims.sub).to.equal(user.id);
     expect(high.claims.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
     expect(high.claims.acr).to.equal(ACR.mfa);
@@ -194,17 +198,37 @@ describe('sessions and step-up', () => {
     await flow.password('absolute@example.com');
     await flow.finish();
     const lifetime = server.config.ttl.session * 1000;
+    // Used every 90 minutes, so it never sits idle.
+    const step = 90 * 60_000;
+    let elapsed = 0;
+    while (elapsed + step < lifetime) {
+      server.clock.advance(step);
+      elapsed += step;
+      const busy = new SignIn(server, optional, flow.agent);
+      await busy.start({ prompt: 'none' });
+      expect(new URL(busy.page.location!).searchParams.get('code'), `after ${elapsed / 60_000} min`).to.be.a('string');
+    }
 
-    server.clock.advance(lifetime - 3_600_000);
-    const busy = new SignIn(server, optional, flow.agent);
-    await busy.start({ prompt: 'none' });
-    expect(busy.returned).to.equal(true);
-    expect(new URL(busy.page.location!).searchParams.get('code')).to.be.a('string');
-
-    server.clock.advance(3_600_000 + 1_000);
+    server.clock.advance(lifetime - elapsed + 1_000);
     const late = new SignIn(server, optional, flow.agent);
     const res = await late.start({ prompt: 'none' });
     expect(new URL(res.location!).searchParams.get('error')).to.equal('login_required');
+  });
+
+  it('ends a session left unused for its idle lifetime', async () => {
+    await createUser(server, 'idle@example.com');
+    const flow = new SignIn(server, optional);
+    await flow.start();
+    await flow.password('idle@example.com');
+    await flow.finish();
+    const idle = server.config.ttl.sessionIdle * 1000;
+    server.clock.advance(idle - 60_000);
+    const used = new SignIn(server, optional, flow.agent);
+    await used.start({ prompt: 'none' });
+    expect(new URL(used.page.location!).searchParams.get('code'), used.page.location!).to.be.a('string');
+    server.clock.advance(idle + 1_000);
+    const late = new SignIn(server, optional, flow.agent);
+    expect(new URL((await late.start({ prompt: 'none' })).location!).searchParams.get('error')).to.equal('login_required');
   });
 
   it('signs out through RP-initiated logout and ends the session', async () => {

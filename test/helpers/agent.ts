@@ -48,6 +48,11 @@ export class Agent {
     return [...this.jar.values()].map((c) => c.name);
   }
 
+  /** The value of a cookie the browser holds, if any. */
+  cookie(name: string): string | undefined {
+    return [...this.jar.values()].find((c) => c.name === name)?.value;
+  }
+
   clearCookies(): void {
     this.jar.clear();
   }

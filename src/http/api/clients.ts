@@ -1,16 +1,20 @@
 /**
  * Management API for OIDC clients:
  *
- *   POST   /api/v1/clients               {clientId?, name, redirectUris, postLogoutRedirectUris?, public?, firstParty?, mfaPolicy?}
- *                                        → 201 {client, clientSecret}
+ *   POST   /api/v1/clients               {clientId?, name, redirectUris, postLogoutRedirectUris?, public?, firstParty?, mfaPolicy?, callbackUrl?}
+ *                                        → 201 {client, clientSecret, callbackSecret}
  *   GET    /api/v1/clients               → 200 {clients}
  *   GET    /api/v1/clients/:id           → 200 client
- *   PATCH  /api/v1/clients/:id           {name?, redirectUris?, postLogoutRedirectUris?, firstParty?, mfaPolicy?} → 200 client
+ *   PATCH  /api/v1/clients/:id           {name?, redirectUris?, postLogoutRedirectUris?, firstParty?, mfaPolicy?, callbackUrl?}
+ *                                        → 200 client (+ callbackSecret when the first callback URL was set)
  *   POST   /api/v1/clients/:id/secret    → 200 {clientSecret}
+ *   POST   /api/v1/clients/:id/callback-secret → 200 {callbackSecret}
+ *   POST   /api/v1/clients/:id/callback/enable → 200 client
  *   DELETE /api/v1/clients/:id           → 204
  *
  * A secret appears only in the answer that created it; client bodies are
- * strict, so a secret slipping into one fails the response check.
+ * strict, so a secret slipping into one fails the response check. The
+ * callback fields appear in a client body only when it has a callback URL.
  */
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -32,15 +36,28 @@ const ClientBody = z.strictObject({
   public: z.boolean(),
   firstParty: z.boolean(),
   mfaPolicy: MfaPolicy.nullable(),
+  // Present only for a client with a callback URL.
+  callbackUrl: z.string().optional(),
+  callbackStatus: z.enum(['active', 'disabled']).optional(),
+  callbackDisabledAt: z.string().nullable().optional(),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
+const UpdatedClientBody = z.strictObject({ ...ClientBody.shape, callbackSecret: z.string().optional() });
 
-/** A client as the API shows it: never the secret or its sealed form. */
+/** A client as the API shows it: never a secret or its sealed form. */
 function clientBody(c: ClientRecord): z.infer<typeof ClientBody> {
-  const v = clientView(c);
-  return { ...v, createdAt: new Date(v.createdAt).toISOString(), updatedAt: new Date(v.updatedAt).toISOString() };
+  const { callbackUrl, callbackStatus, callbackDisabledAt, ...v } = clientView(c);
+  return {
+    ...v,
+    ...(callbackUrl !== null && callbackStatus !== null
+      ? { callbackUrl, callbackStatus, callbackDisabledAt: callbackDisabledAt === null ? null : new Date(callbackDisabledAt).toISOString() }
+      : {}),
+    createdAt: new Date(v.createdAt).toISOString(), updatedAt: new Date(v.updatedAt).toISOString(),
+  };
 }
+
+const CallbackUrl = z.string().max(2000).nullable();
 
 // Strict bodies: a misspelt `mfaPolicy` must not quietly leave the policy unset.
 const CreateBody = z.strictObject({
@@ -51,6 +68,7 @@ const CreateBody = z.strictObject({
   public: z.boolean().default(false),
   firstParty: z.boolean().default(false),
   mfaPolicy: MfaPolicy.nullable().default(null),
+  callbackUrl: CallbackUrl.optional(),
 });
 const PatchBody = z.strictObject({
   name: z.string().max(1000).optional(),
@@ -58,6 +76,7 @@ const PatchBody = z.strictObject({
   postLogoutRedirectUris: Uris.optional(),
   firstParty: z.boolean().optional(),
   mfaPolicy: MfaPolicy.nullable().optional(),
+  callbackUrl: CallbackUrl.optional(),
 }).refine((b) => Object.values(b).some((v) => v !== undefined), 'give at least one field to change');
 
 const notFound = { description: 'No such client (client.not_found)', schema: ErrorBody };
@@ -71,12 +90,15 @@ export function clientRoutes(deps: ApiDeps): ApiRoute[] {
       summary: 'Register a client; a confidential client\'s secret is shown only in this answer',
       body: CreateBody,
       responses: {
-        201: { description: 'The new client and its secret (null for a public client)', schema: z.strictObject({ client: ClientBody, clientSecret: z.string().nullable() }) },
+        201: {
+          description: 'The new client, its secret (null for a public client) and its callback signing secret (null without a callback URL)',
+          schema: z.strictObject({ client: ClientBody, clientSecret: z.string().nullable(), callbackSecret: z.string().nullable() }),
+        },
         409: { description: 'A client with that id exists (client.id_taken)', schema: ErrorBody },
       },
       async handler({ body, key, ctx }) {
-        const { client, clientSecret } = await clients.create(body, auditOf(key, ctx));
-        return { status: 201, body: { client: clientBody(client), clientSecret }, headers: { Location: `/api/v1/clients/${encodeURIComponent(client.clientId)}` } };
+        const { client, clientSecret, callbackSecret } = await clients.create(body, auditOf(key, ctx));
+        return { status: 201, body: { client: clientBody(client), clientSecret, callbackSecret }, headers: { Location: `/api/v1/clients/${encodeURIComponent(client.clientId)}` } };
       },
     }),
 
@@ -101,12 +123,44 @@ export function clientRoutes(deps: ApiDeps): ApiRoute[] {
 
     route({
       method: 'patch', path: '/api/v1/clients/:id', tag: 'Clients', scopes: ['clients:write'],
-      summary: 'Change a client\'s name, redirect URIs, first-party flag or MFA policy; the next sign-in uses them',
+      summary: 'Change a client\'s name, redirect URIs, first-party flag, MFA policy or callback URL; the next sign-in uses them',
       params: Params,
       body: PatchBody,
-      responses: { 200: { description: 'The client as changed', schema: ClientBody }, 404: notFound },
+      responses: {
+        200: { description: 'The client as changed, with callbackSecret (shown only here) when it got its first callback URL', schema: UpdatedClientBody },
+        404: notFound,
+      },
       async handler({ params, body, key, ctx }) {
-        return { status: 200, body: clientBody(await clients.update(params.id, body, auditOf(key, ctx))) };
+        const { client, callbackSecret } = await clients.update(params.id, body, auditOf(key, ctx));
+        return { status: 200, body: { ...clientBody(client), ...(callbackSecret ? { callbackSecret } : {}) } };
+      },
+    }),
+
+    route({
+      method: 'post', path: '/api/v1/clients/:id/callback-secret', tag: 'Clients', scopes: ['clients:write'],
+      summary: 'Replace the callback signing secret; callbacks are signed with the new one at once',
+      params: Params,
+      responses: {
+        200: { description: 'The new whsec_ secret, shown only here', schema: z.strictObject({ callbackSecret: z.string() }) },
+        400: { description: 'The client has no callback URL, or the request is not valid (request.invalid)', schema: ErrorBody },
+        404: notFound,
+      },
+      async handler({ params, key, ctx }) {
+        return { status: 200, body: { callbackSecret: await clients.rotateCallbackSecret(params.id, auditOf(key, ctx)) } };
+      },
+    }),
+
+    route({
+      method: 'post', path: '/api/v1/clients/:id/callback/enable', tag: 'Clients', scopes: ['clients:write'],
+      summary: 'Re-enable a callback that was disabled after sustained delivery failure',
+      params: Params,
+      responses: {
+        200: { description: 'The client, callback active', schema: ClientBody },
+        400: { description: 'The client has no callback URL, or the request is not valid (request.invalid)', schema: ErrorBody },
+        404: notFound,
+      },
+      async handler({ params, key, ctx }) {
+        return { status: 200, body: clientBody(await clients.enableCallback(params.id, auditOf(key, ctx))) };
       },
     }),
 

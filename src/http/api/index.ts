@@ -22,6 +22,7 @@ import { userRoutes } from './users.ts';
 import { clientRoutes } from './clients.ts';
 import { eventRoutes } from './events.ts';
 import { factorRoutes } from './factors.ts';
+import type { TrustedBrowsers } from '../../mfa/trusted-browsers.ts';
 
 export interface ApiDeps {
   config: Config;
@@ -36,6 +37,8 @@ export interface ApiDeps {
   factorAdmin: FactorAdmin;
   apiKeys: ApiKeyService;
   tokens: ApiTokenSigner;
+  /** Remembered browsers ("don't ask again on this browser"). */
+  trust: TrustedBrowsers;
   /** Ends all of a user's sessions and revokes their tokens. @returns how many sessions ended. */
   endSessions(userId: string, actor: string | null): Promise<number>;
   stores: { users: UsersStore; factors: FactorsStore; events: EventsStore };

@@ -120,6 +120,39 @@ export function userRoutes(deps: ApiDeps): ApiRoute[] {
     lifecycle('unsuspend', 'Let a suspended user sign in again'),
 
     route({
+      method: 'get', path: '/api/v1/users/:id/trusted-browsers', tag: 'Users', scopes: ['users:read'],
+      summary: 'Browsers remembered for the user ("don\'t ask again on this browser"), live ones only',
+      params: Params,
+      responses: {
+        200: {
+          description: 'The remembered browsers, newest first',
+          schema: z.array(z.strictObject({ id: z.string(), label: z.string(), created: z.iso.datetime(), expires: z.iso.datetime(), lastUsed: z.iso.datetime().nullable() })),
+        },
+        404: notFound,
+      },
+      async handler({ params }) {
+        const user = await users.findById(params.id);
+        if (!user) throw new AppError('user.not_found');
+        const iso = (ms: number) => new Date(ms).toISOString();
+        return {
+          status: 200,
+          body: (await deps.trust.list(user.id)).map((b) => ({ id: b.id, label: b.label, created: iso(b.createdAt), expires: iso(b.expiresAt), lastUsed: b.lastUsedAt === null ? null : iso(b.lastUsedAt) })),
+        };
+      },
+    }),
+
+    route({
+      method: 'delete', path: '/api/v1/users/:id/trusted-browsers/:bid', tag: 'Users', scopes: ['users:write'],
+      summary: 'Forget a remembered browser: it is asked for the second factor again',
+      params: Params.extend({ bid: z.string().min(1).max(100) }),
+      responses: { 204: { description: 'Forgotten' }, 404: { description: 'No such user, or no such live remembered browser of this user', schema: ErrorBody } },
+      async handler({ params, key }) {
+        if (!(await deps.trust.revoke(params.id, params.bid, `api_key:${key!.id}`))) throw new AppError('request.not_found');
+        return { status: 204 };
+      },
+    }),
+
+    route({
       method: 'delete', path: '/api/v1/users/:id/sessions', tag: 'Users', scopes: ['users:write'],
       summary: 'End every session of the user and revoke its grants, access and refresh tokens (Okta: clear user sessions)',
       params: Params,

@@ -94,18 +94,20 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
     route({
       method: 'post', path: '/api/two-factor/login', tag: 'Verification', scopes: ['login'],
       summary: 'Answer a challenge with a code',
-      body: z.object({ twoFactorId: z.string().min(1).max(100), code: z.string().max(32), methodId: z.string().optional() }),
+      body: z.object({ twoFactorId: z.string().min(1).max(100), code: z.string().max(32).optional(), methodId: z.string().optional() }),
       responses: {
         200: { description: 'The second factor is verified: the user and a short-lived JWT', schema: Completed },
         404: { description: 'The challenge is unknown, expired or already used', schema: ErrorBody },
         400: { description: 'The code is not correct (mfa.invalid_code), or bad input. Not FusionAuth\'s 421: fetch implementations resend a request answered 421, which would spend two tries per wrong code', schema: ErrorBody },
         429: { description: 'Too many wrong codes: the challenge has failed (mfa.too_many_attempts), or the account\'s second factor is locked (mfa.locked)', schema: ErrorBody },
+        403: { description: 'Push: the request was denied on the device (push.denied)', schema: ErrorBody },
+        409: { description: 'Push: not answered yet (push.pending); poll GET /api/push/:ref or retry', schema: ErrorBody },
       },
       async handler({ body, key }) {
         const challenge = await challenges.find(body.twoFactorId, bindingOf(key));
         // A client deleted since the challenge began gets no token.
         if (!(await clients.find(challenge.clientId))) throw new AppError('mfa.challenge_not_found');
-        const outcome = await challenges.verify(challenge, { methodId: body.methodId, code: body.code });
+        const outcome = await challenges.verify(challenge, { methodId: body.methodId, code: body.code ?? '' });
         const user = await users.findById(outcome.userId);
         // Suspended while the challenge was pending: no token.
         if (!user || user.status !== 'ACTIVE') throw new AppError('mfa.challenge_not_found');
@@ -115,18 +117,43 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
 
     route({
       method: 'post', path: '/api/two-factor/send', tag: 'Verification', scopes: ['login'],
-      summary: 'Send (or resend) the code of an email or SMS method; the previous code stops working',
-      body: z.object({ twoFactorId: z.string().min(1).max(100), methodId: z.string().max(100).optional() }),
+      summary: 'Send (or resend) the code of an email or SMS method (the previous code stops working), or a push approval request to the user\'s linked devices',
+      body: z.object({
+        twoFactorId: z.string().min(1).max(100),
+        methodId: z.string().max(100).optional(),
+        /** For push: what the device shows, and the local check it must do. */
+        push: z.object({
+          header: z.string().min(1).max(100).optional(),
+          text: z.string().min(1).max(500).optional(),
+          details: z.record(z.string().max(40), z.string().max(200)).refine((d) => Object.keys(d).length <= 10, 'at most 10 details').optional(),
+          kind: z.enum(['simple', 'pin', 'biometric']).optional(),
+        }).optional(),
+      }),
       responses: {
-        200: { description: 'Sent', schema: z.strictObject({}) },
+        200: { description: 'Sent; for push, the public reference to poll and the number the app must show for the person to type on the device', schema: z.union([z.strictObject({}), z.strictObject({ pushRef: z.string(), number: z.string() })]) },
         400: { description: 'The method is not an email or SMS method of this challenge (mfa.method_not_available), or bad input', schema: ErrorBody },
         404: { description: 'The challenge is unknown, expired or already used', schema: ErrorBody },
-        429: { description: 'Send limit reached for the user or the destination (mfa.send_limited): nothing was sent', schema: ErrorBody },
+        429: { description: 'Send limit reached for the user or the destination (mfa.send_limited), or pushes limited or paused (push.limited, push.paused): nothing was sent', schema: ErrorBody },
         503: { description: 'The email or SMS gateway failed (delivery.failed): nothing changed, try again', schema: ErrorBody },
       },
       async handler({ body, key }) {
-        await challenges.sendCode(await challenges.find(body.twoFactorId, bindingOf(key)), body.methodId);
-        return { status: 200, body: {} };
+        const sent = await challenges.sendCode(await challenges.find(body.twoFactorId, bindingOf(key)), body.methodId, body.push);
+        return { status: 200, body: sent.push ? { pushRef: sent.push.ref, number: sent.push.number } : {} };
+      },
+    }),
+
+    route({
+      method: 'get', path: '/api/push/:ref', tag: 'Verification', scopes: ['login'],
+      summary: 'The state of a push approval request by its public reference: pending, approved, denied, expired or succeeded',
+      params: z.object({ ref: z.string().min(1).max(64) }),
+      responses: {
+        200: { description: 'The state', schema: z.strictObject({ state: z.enum(['pending', 'approved', 'denied', 'expired', 'succeeded']) }) },
+        404: { description: 'No such request started with this API key', schema: ErrorBody },
+      },
+      async handler({ params, key }) {
+        const found = await challenges.pushStatus(params.ref, bindingOf(key));
+        if (!found) throw new AppError('push.request_not_found');
+        return { status: 200, body: { state: found } };
       },
     }),
   ];

@@ -6,6 +6,9 @@ import type { Interactions, InteractionDetails } from '../../oidc/interaction.ts
 import { maskEmail, maskPhone, type Challenge } from '../../mfa/challenges.ts';
 import type { ChallengeMethod } from '../../store/challenges.ts';
 import type { LockStatus } from '../../mfa/lockout.ts';
+import type { GraceStatus } from '../../mfa/enrollment-grace.ts';
+import { requestedAcrs } from '../../oidc/policy.ts';
+import { requestsSecondFactor } from '../../mfa/policy.ts';
 import type { FactorService } from '../../mfa/factors/index.ts';
 import type { FactorsStore } from '../../store/factors.ts';
 import type { UserService } from '../../users/users.ts';
@@ -35,11 +38,19 @@ export interface MethodView {
   sent?: boolean;
   /** JSON of the passkey request options. */
   webauthnOptions?: string;
+  /** The number to type on the device, while a push is out. */
+  pushNumber?: string;
+  /** pending | approved | denied, once a push was sent. */
+  pushState?: string;
 }
 
 export function createPages(deps: {
   interactions: Interactions; factorService: FactorService; factors: FactorsStore; users: UserService; maxAttempts: number;
   lockStatus(userId: string): Promise<LockStatus>;
+  /** Days "remember this browser" lasts for this sign-in's client, or null when the client may not offer it. */
+  rememberDays?(details: InteractionDetails): Promise<number | null>;
+  /** Whether this user may skip enrolment now (the caller knows whether the request asked for a level). */
+  enrollmentGrace?(userId: string): Promise<GraceStatus>;
   /** Extra details of email, SMS and passkey methods (sent state, passkey options). */
   methodDetails?(challenge: Challenge, method: ChallengeMethod): Promise<Partial<MethodView>>;
 }) {
@@ -63,6 +74,8 @@ export function createPages(deps: {
       }
       case 'webauthn':
         return { id: m.id, method: m.method, label: 'Use a passkey or security key', digits: 0, ...extra };
+      case 'push':
+        return { id: m.id, method: m.method, label: 'Approve on your linked device', digits: 0, ...extra };
     }
   }
 
@@ -92,9 +105,11 @@ export function createPages(deps: {
         const [factor, user] = await Promise.all([factors.findById(challenge.enrollmentFactorId), users.findById(challenge.userId)]);
         if (!factor || !user) throw new AppError('mfa.challenge_not_found');
         const { secret, uri, settings } = factorService.pendingTotpDetails(factor, user.email);
+        // A request for a second-factor level has no grace: only the policy's requirement can be put off.
+        const grace = !requestsSecondFactor(requestedAcrs(details.params)) && deps.enrollmentGrace ? await deps.enrollmentGrace(user.id) : null;
         return render(ctx, 'login/enroll', {
           ...common, title: 'Set up two-step verification', qr: await totpQrDataUrl(uri), secret: groupSecret(secret),
-          digits: settings.digits, methodId: factor.id, email: user.email,
+          digits: settings.digits, methodId: factor.id, email: user.email, grace: grace?.allowed ? grace : null,
         }, status);
       }
       const methods = await Promise.all(challenge.methods.map((m) => describeMethod(challenge, m)));
@@ -102,8 +117,9 @@ export function createPages(deps: {
       if (!current) throw new AppError('mfa.challenge_not_found');
       const lock = await deps.lockStatus(challenge.userId);
       const locked = lock.locked ? { minutes: Math.max(1, Math.ceil(lock.retryAfter / 60)) } : null;
+      const rememberDays = deps.rememberDays ? await deps.rememberDays(details) : null;
       return render(ctx, 'login/two-factor', {
-        ...common, title: 'Two-step verification', current, others: methods.filter((m) => m !== current),
+        ...common, title: 'Two-step verification', current, others: methods.filter((m) => m !== current), rememberDays,
         locked: error?.code === 'mfa.locked' ? locked ?? { minutes: Math.ceil(Number(error.details?.retryAfter ?? 60) / 60) } : locked,
         error: error?.code === 'mfa.locked' ? undefined : error?.message, notice: opts.notice,
       }, locked || error?.code === 'mfa.locked' ? 429 : status);

@@ -15,6 +15,10 @@ import { clientPolicy, requestedAcrs, type PolicyDeps } from '../../oidc/policy.
 import type { SignInService, SignInContext } from '../../mfa/sign-in.ts';
 import type { ChallengeService, Challenge, ChallengeOutcome } from '../../mfa/challenges.ts';
 import { RECOVERY_CODES_LOW } from '../../mfa/recovery-codes.ts';
+import type { EnrollmentGrace } from '../../mfa/enrollment-grace.ts';
+import type { TrustedBrowsers } from '../../mfa/trusted-browsers.ts';
+import { requestsSecondFactor } from '../../mfa/policy.ts';
+import { ACR } from '../../mfa/amr.ts';
 import type { UserService } from '../../users/users.ts';
 import { wantsJson } from '../middleware/error-handler.ts';
 import { credentialField, field, typedCode } from '../form.ts';
@@ -27,7 +31,17 @@ export interface InteractionDeps {
   users: UserService;
   policy: PolicyDeps;
   pages: ReturnType<typeof createPages>;
+  /** Enrolment grace; without it enrolment cannot be put off. */
+  grace?: EnrollmentGrace;
+  /** "Remember this browser"; without it the box is not offered. */
+  trust?: TrustedBrowsers;
 }
+
+/** The cookie that names a remembered browser (a random token; the record is server-side). */
+export const TRUST_COOKIE = 'twofold_trust';
+
+/** Errors a person can act on from the same page (send again, wait, pick another way). */
+const RETRY_ON_PAGE = new Set<string>(['mfa.send_limited', 'delivery.failed', 'push.pending', 'push.denied', 'push.not_sent', 'push.paused', 'push.limited']);
 
 export function interactionRouter(deps: InteractionDeps): Router {
   const { interactions, signIn, challenges, users, pages } = deps;
@@ -51,10 +65,23 @@ export function interactionRouter(deps: InteractionDeps): Router {
 
   async function signInContext(ctx: Context, details: InteractionDetails): Promise<SignInContext> {
     const client = await interactions.client(details);
+    const trusted = deps.trust;
+    const token = ctx.cookies.get(TRUST_COOKIE);
     return {
       clientId: client.clientId, policy: clientPolicy(client.metadata(), deps.policy.globalPolicy),
       requestedAcrs: requestedAcrs(details.params), origin: 'interaction', binding: details.uid, ip: ctx.ip,
+      ...(trusted && token && trusted.allowedFor({ firstParty: client.metadata().twofold_first_party === true })
+        ? { trustedBrowser: (userId: string) => trusted.isTrusted(userId, token) } : {}),
     };
+  }
+
+  /** Remembers this browser when the person ticked the box and the client may offer it. */
+  async function rememberIfAsked(ctx: Context, details: InteractionDetails, userId: string): Promise<void> {
+    if (!deps.trust || field(ctx, 'remember') !== 'on') return;
+    const client = await interactions.client(details);
+    if (!deps.trust.allowedFor({ firstParty: client.metadata().twofold_first_party === true })) return;
+    const { token, maxAgeMs } = await deps.trust.remember(userId, ctx.get('User-Agent'));
+    ctx.cookies.set(TRUST_COOKIE, token, { httpOnly: true, sameSite: 'lax', secure: ctx.secure, maxAge: maxAgeMs, overwrite: true, signed: false });
   }
 
   /**
@@ -85,6 +112,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
    * before going on; a JSON client gets them in the answer.
    */
   async function secondFactorDone(ctx: Context, details: InteractionDetails, outcome: ChallengeOutcome): Promise<void> {
+    await rememberIfAsked(ctx, details, outcome.userId);
     await signIn.completed({ userId: outcome.userId, clientId: outcome.clientId, amr: outcome.amr, ip: ctx.ip });
     const redirectTo = await interactions.finishLogin(ctx, { accountId: outcome.userId, amr: outcome.amr, acr: outcome.acr });
     if (wantsJson(ctx)) {
@@ -174,13 +202,27 @@ export function interactionRouter(deps: InteractionDeps): Router {
       outcome = await challenges.verify(challenge, { methodId, code: typedCode(ctx), credential: credentialField(ctx) });
     } catch (err) {
       if (json || !(err instanceof AppError)) throw err;
-      if (err.code === 'mfa.invalid_code' || err.code === 'mfa.locked') {
+      if (err.code === 'mfa.invalid_code' || err.code === 'mfa.locked' || RETRY_ON_PAGE.has(err.code)) {
         return pages.secondFactor(ctx, details, { ...challenge, attempts: challenge.attempts + 1 }, { error: err, methodId });
       }
       if (err.code === 'mfa.too_many_attempts') return pages.abortable(ctx, details, err);
       throw err;
     }
     return secondFactorDone(ctx, details, outcome);
+  });
+
+  // Puts off enrolment (grace under the `required` policy): the password alone, this time.
+  router.post('/skip-enrollment', async (ctx) => {
+    const details = await interactions.load(ctx);
+    assertThat(details.prompt.name === 'login' && deps.grace, 'interaction.unexpected_step');
+    const challenge = await challenges.findByBinding(details.uid);
+    assertThat(challenge?.enrollmentFactorId, 'interaction.unexpected_step');
+    // A request for a second-factor level has no grace.
+    assertThat(!requestsSecondFactor(requestedAcrs(details.params)), 'mfa.enrollment_required');
+    await deps.grace.skip(challenge.userId, challenge.clientId);
+    await challenges.abandon(challenge);
+    await signIn.completed({ userId: challenge.userId, clientId: challenge.clientId, amr: ['pwd'], ip: ctx.ip });
+    finished(ctx, await interactions.finishLogin(ctx, { accountId: challenge.userId, amr: ['pwd'], acr: ACR.password }));
   });
 
   // Sends (or resends) the code of an email or SMS method.
@@ -193,17 +235,30 @@ export function interactionRouter(deps: InteractionDeps): Router {
       : await challenges.findByBinding(details.uid);
     assertThat(challenge, 'mfa.challenge_not_found');
     const methodId = field(ctx, 'methodId') || undefined;
+    let sent;
     try {
-      await challenges.sendCode(challenge, methodId);
+      sent = await challenges.sendCode(challenge, methodId);
     } catch (err) {
-      if (json || !(err instanceof AppError) || !['mfa.send_limited', 'delivery.failed'].includes(err.code)) throw err;
+      if (json || !(err instanceof AppError) || !RETRY_ON_PAGE.has(err.code)) throw err;
       return pages.secondFactor(ctx, details, challenge, { error: err, methodId });
     }
     if (json) {
-      ctx.body = {};
+      // A first-party app shows the number to type on the device itself.
+      ctx.body = sent.push ? { pushRef: sent.push.ref, number: sent.push.number } : {};
       return;
     }
-    return pages.secondFactor(ctx, details, challenge, { methodId, notice: 'Code sent. It works for a few minutes; asking for a new one voids it.' });
+    return pages.secondFactor(ctx, details, challenge, {
+      methodId, notice: sent.push ? undefined : 'Code sent. It works for a few minutes; asking for a new one voids it.',
+    });
+  });
+
+  // The state of this sign-in's push request, for the page's script.
+  router.get('/push-status', async (ctx) => {
+    const details = await interactions.load(ctx);
+    const challenge = await challenges.findByBinding(details.uid);
+    const push = challenge ? await challenges.pushState(challenge) : undefined;
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { state: push ?? 'none' };
   });
 
   router.post('/consent', async (ctx) => {
