@@ -68,6 +68,9 @@ import { createLogger, requestLog, type Logger } from './lib/log.ts';
 import { createFactorAdmin } from './mfa/factor-admin.ts';
 import { accountRouter, ACCOUNT_CLIENT_ID } from './http/account/routes.ts';
 import { AppError } from './errors.ts';
+import { createDevicesStore } from './store/devices.ts';
+import { createDevices } from './push/devices.ts';
+import { deviceRouter } from './http/device/routes.ts';
 
 export interface AppDeps {
   config: Config;
@@ -103,6 +106,7 @@ export async function createApp(deps: AppDeps) {
     otpCodes: createOtpCodesStore(db, clock),
     webauthn: createWebAuthnStore(db, clock),
     pushRequests: createPushRequestsStore(db, clock),
+    devices: createDevicesStore(db, clock),
   };
   const delivery = createDelivery({ config: config.delivery, rootDir: ROOT_DIR, clock, logger: deps.logger ?? createLogger({ level: 'silent' }) });
   const hasher = createPasswordHasher(config.passwords, (work) => metrics.timePasswordHash(work));
@@ -157,6 +161,10 @@ export async function createApp(deps: AppDeps) {
       return typeof client?.metadata.client_name === 'string' ? client.metadata.client_name : clientId;
     },
   });
+  const devices = createDevices({
+    db, clock, issuer: config.issuer, users: stores.users, store: stores.devices, events: stores.events,
+    ...(deps.logger ? { debug: (msg: string, details: Record<string, unknown>) => deps.logger!.debug(details, msg) } : {}),
+  });
   const challenges = createChallengeService({
     db, clock, challenges: stores.challenges, factors: stores.factors, events: stores.events, factorService,
     metrics, lock, recoveryCodes, ttlSeconds: config.ttl.challenge, maxAttempts: config.mfa.maxAttempts,
@@ -169,6 +177,7 @@ export async function createApp(deps: AppDeps) {
       push: pushMethod({ store: stores.pushRequests }),
     },
     push,
+    hasPushDevice: (userId) => devices.hasActive(userId),
     callbacks,
     sentCodes,
     notify,
@@ -177,7 +186,9 @@ export async function createApp(deps: AppDeps) {
   const trust = createTrustedBrowsers({ store: createTrustedBrowsersStore(db, clock), events: stores.events, clock, policy: config.mfa.rememberBrowser });
   const grace = createEnrollmentGrace({ store: createEnrollmentGraceStore(db, clock), events: stores.events, clock, policy: config.mfa.enrollmentGrace });
   const policy = {
-    globalPolicy: config.mfa.policy, hasActiveFactor: (userId: string) => stores.factors.hasActive(userId),
+    // A linked push device is a second factor like any other.
+    globalPolicy: config.mfa.policy,
+    hasActiveFactor: async (userId: string) => (await stores.factors.hasActive(userId)) || stores.devices.hasActive(userId),
     freshness: config.mfa.freshSeconds, now: () => clock.now(),
     skippedEnrollmentSince: (userId: string, since: number) => grace.skippedSince(userId, since),
     trustedBrowser: async (ctx: KoaContextWithOIDC, userId: string, client: { firstParty: boolean }) =>
@@ -280,6 +291,7 @@ export async function createApp(deps: AppDeps) {
     removeFactor: (userId, factorId) => factorAdmin.remove(userId, factorId),
     renameFactor: (userId, factorId, name) => factorAdmin.rename(userId, factorId, name),
     passkeys,
+    devices,
     endSessions,
   });
   forms.use(account.routes(), account.allowedMethods());
@@ -291,6 +303,7 @@ export async function createApp(deps: AppDeps) {
   provider.use(securityHeaders({ hsts: config.issuer.startsWith('https://') }));
   provider.use(createOps({ db, metrics, log, ...(deps.stopping ? { stopping: deps.stopping } : {}) }).routes());
   provider.use(site.routes());
+  provider.use(deviceRouter({ devices, requests: push.requests, log }).routes());
   provider.use(forms.routes());
   provider.use(api.routes());
 
@@ -298,7 +311,7 @@ export async function createApp(deps: AppDeps) {
   if (config.sweepIntervalSeconds > 0) {
     sweeper = setInterval(() => {
       Promise.all([sweepExpired(db, clock), challenges.expireUnanswered().then(() => stores.challenges.sweepExpired(clock.now() - 3_600_000)), stores.throttles.sweep(clock.now() - 86_400_000), stores.otpCodes.sweep(clock.now() - 3_600_000),
-        stores.webauthn.sweepExpired(clock.now() - 3_600_000),
+        stores.webauthn.sweepExpired(clock.now() - 3_600_000), stores.devices.sweep(clock.now() - 3_600_000),
         callbacks.outbox.sweep(clock.now() - 7 * 86_400_000)])
         .catch((err: unknown) => log('sweeping expired rows failed', err));
     }, config.sweepIntervalSeconds * 1000);
@@ -307,7 +320,7 @@ export async function createApp(deps: AppDeps) {
 
   return {
     provider,
-    services: { users, clients, challenges, factorService, signIn, apiKeys, lock, recoveryCodes, factorAdmin, passkeys, trust, grace, push, callbacks },
+    services: { users, clients, challenges, factorService, signIn, apiKeys, lock, recoveryCodes, factorAdmin, passkeys, devices, trust, grace, push, callbacks },
     routes,
     metrics,
     stores,

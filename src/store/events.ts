@@ -13,6 +13,7 @@ export const EVENT_TYPES = [
   'user.locked', 'user.unlocked', 'login.throttled', 'user.sessions_ended',
   'mfa.enrollment_skipped', 'trusted_browser.added', 'trusted_browser.revoked', 'push.sent', 'push.approved', 'push.denied', 'push.wrong_number', 'push.paused',
   'recovery_codes.generated', 'mfa.code.sent', 'mfa.code.send_failed', 'mfa.code.send_limited',
+  'device.link_code_created', 'device.linked', 'device.renamed', 'device.unlinked',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -17,6 +17,7 @@ import type { UserService } from '../../users/users.ts';
 import type { User } from '../../store/users.ts';
 import type { Factor } from '../../store/factors.ts';
 import type { Passkeys } from '../../mfa/passkeys.ts';
+import { LINK_CODE_TTL_MS, type Devices } from '../../push/devices.ts';
 import { totpQrDataUrl } from '../../mfa/factors/totp.ts';
 import { render } from '../render.ts';
 import { credentialField, field, groupSecret, typedCode } from '../form.ts';
@@ -30,6 +31,8 @@ const DONE: Record<string, string> = {
   'passkey-added': 'Your passkey is set up. You can use it to sign in instead of a code.',
   removed: 'The factor was removed.',
   renamed: 'The factor was renamed.',
+  'device-renamed': 'The device was renamed.',
+  'device-unlinked': 'The device was unlinked. It can no longer approve sign-ins.',
 };
 
 export interface AccountDeps {
@@ -45,6 +48,8 @@ export interface AccountDeps {
   renameFactor(userId: string, factorId: string, name: string): Promise<void>;
   /** Passkey registration and checks; without it the page offers no passkeys. */
   passkeys?: Passkeys;
+  /** Linked devices (push approval); without it the page offers no devices. */
+  devices?: Devices;
   /** Ends every session of the user, with its tokens. */
   endSessions(userId: string, actor: string | null): Promise<number>;
 }
@@ -124,7 +129,8 @@ export function accountRouter(deps: AccountDeps): Router {
     if (!me) return;
     const factors = (await activeFactors(me.user.id)).map((f) => ({ ...f, kind: kindOf(f) }));
     const done = typeof ctx.query.done === 'string' ? DONE[ctx.query.done] : undefined;
-    await render(ctx, 'account/security', { title: 'Security', user: me.user, factors, done, passkeys: Boolean(deps.passkeys) });
+    const devices = deps.devices ? await deps.devices.list(me.user.id) : null;
+    await render(ctx, 'account/security', { title: 'Security', user: me.user, factors, done, passkeys: Boolean(deps.passkeys), devices });
   });
 
   /** Asks for a passkey or a code from an existing factor before a sensitive change. */
@@ -259,6 +265,53 @@ export function accountRouter(deps: AccountDeps): Router {
     await deps.removeFactor(me.user.id, ctx.params.fid!);
     ctx.status = 303;
     ctx.redirect('/account/security?done=removed');
+  });
+
+  // Linked devices. Linking one is adding a way to sign in, so it takes the
+  // same gate as adding a factor (a device already linked counts as one);
+  // unlinking takes the gate of removing a factor.
+  async function mayLinkDevice(me: { user: User; binding: string }, devices: Devices): Promise<boolean> {
+    return ((await activeFactors(me.user.id)).length === 0 && !(await devices.hasActive(me.user.id))) || fresh(me.binding);
+  }
+
+  router.get('/security/devices/link', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    const { devices } = deps;
+    assertThat(devices, 'request.not_found');
+    if (!(await mayLinkDevice(me, devices))) return confirmPage(ctx, me, '/account/security/devices/link');
+    const linking = await devices.createLinkingCode(me.user.id);
+    await render(ctx, 'account/link-device', { title: 'Link a device', ...linking, minutes: LINK_CODE_TTL_MS / 60_000 });
+  });
+
+  router.post('/security/devices/:did/rename', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    assertThat(deps.devices, 'request.not_found');
+    await deps.devices.rename(me.user.id, ctx.params.did!, field(ctx, 'name'));
+    ctx.status = 303;
+    ctx.redirect('/account/security?done=device-renamed');
+  });
+
+  router.get('/security/devices/:did/unlink', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    assertThat(deps.devices, 'request.not_found');
+    const device = (await deps.devices.list(me.user.id)).find((d) => d.id === ctx.params.did);
+    assertThat(device, 'request.not_found');
+    if (!(await fresh(me.binding))) return confirmPage(ctx, me, `/account/security/devices/${device.id}/unlink`);
+    await render(ctx, 'account/unlink-device', { title: 'Unlink a device', device });
+  });
+
+  router.post('/security/devices/:did/unlink', async (ctx) => {
+    const me = await signedIn(ctx);
+    if (!me) return;
+    assertThat(deps.devices, 'request.not_found');
+    // Checked again here: the page may have been open longer than the window.
+    if (!(await fresh(me.binding))) return confirmPage(ctx, me, `/account/security/devices/${ctx.params.did}/unlink`);
+    await deps.devices.unlink(me.user.id, ctx.params.did!);
+    ctx.status = 303;
+    ctx.redirect('/account/security?done=device-unlinked');
   });
 
   // Sign out everywhere: every session of this user ends, this one included,
