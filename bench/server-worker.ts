@@ -32,7 +32,12 @@ const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 // one level would skew it.
 const config = loadConfig({
   env: {},
-  overrides: { issuer: origin, database: { url: input.databaseUrl }, demo: { enabled: false }, sweepIntervalSeconds: 0 },
+  // Every simulated user comes from this one address: per-IP limits off, as
+  // behind a balancer spreading real clients' addresses.
+  overrides: {
+    issuer: origin, database: { url: input.databaseUrl }, demo: { enabled: false }, sweepIntervalSeconds: 0,
+    throttle: { perIp: { signInPerMinute: 0, apiPerMinute: 0 } },
+  },
 });
 const db = createDb(config.database.url);
 await migrateLatest(db);
@@ -85,7 +90,7 @@ async function seed(count: number): Promise<SeedResult> {
   }
   const { client, clientSecret } = await app.services.clients.create({
     clientId: 'bench', name: 'Benchmark', redirectUris: ['http://127.0.0.1:9/callback'],
-    postLogoutRedirectUris: ['http://127.0.0.1:9/'], public: false, firstParty: true, mfaPolicy: null,
+    postLogoutRedirectUris: ['http://127.0.0.1:9/'], public: false, firstParty: true, mfaPolicy: null, clientCredentials: true,
   });
   return { users, clientId: client.clientId, clientSecret: clientSecret!, seconds: (performance.now() - started) / 1000 };
 }

@@ -150,12 +150,13 @@ export async function createApp(deps: AppDeps) {
   const push = createPush({
     store: stores.pushRequests, throttles: stores.throttles, events: stores.events, lock, clock, policy: config.push,
     // The app hears of the device's answer at once; of the sign-in's outcome when it completes.
-    onAnswered: (r, state) => db.transaction(async (trx) => {
+    db,
+    onAnswered: async (r, state, trx) => {
       await callbacks.enqueue(trx, {
         clientId: r.clientId, type: state === 'approved' ? 'challenge.approved' : 'challenge.denied',
-        data: { challengeRef: r.ref, userId: r.userId, method: 'push' },
+        data: { challengeRef: r.ref, userId: r.userId, method: 'push', state: r.appState },
       });
-    }),
+    },
     async clientName(clientId) {
       const client = await stores.clients.find(clientId);
       return typeof client?.metadata.client_name === 'string' ? client.metadata.client_name : clientId;

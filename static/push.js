@@ -14,12 +14,13 @@
     fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin' })
       .then(function (res) { return res.ok ? res.json() : { state: 'unknown' }; })
       .then(function (body) {
-        if (body.state === 'approved' || body.state === 'denied') {
-          if (waiting) waiting.textContent = body.state === 'approved' ? 'Approved. Continuing…' : 'Denied on your device.';
-          form.submit();
-        } else if (body.state === 'pending') {
+        if (body.state === 'pending') {
           setTimeout(poll, 2000);
+          return;
         }
+        // Approved, denied or expired: the server's answer to the form says what happened.
+        if (waiting) waiting.textContent = body.state === 'approved' ? 'Approved. Continuing…' : 'Checking…';
+        form.submit();
       })
       .catch(function () { setTimeout(poll, 5000); });
   }

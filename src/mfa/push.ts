@@ -16,6 +16,7 @@ import type { PushRequestsStore, PushRecord, PushKind } from '../store/push-requ
 import type { ThrottlesStore } from '../store/throttles.ts';
 import type { EventsStore } from '../store/events.ts';
 import type { Clock } from '../lib/clock.ts';
+import type { Db } from '../store/db.ts';
 import { challengeRef, type Challenge } from './challenges.ts';
 import type { SecondFactorLock } from './lockout.ts';
 import type { MethodHandler } from './methods.ts';
@@ -52,8 +53,9 @@ export function createPush(deps: {
   clock: Clock;
   policy: PushPolicy;
   clientName(clientId: string): Promise<string>;
-  /** Called with each device answer (callbacks, metrics). */
-  onAnswered?: (record: PushRecord, state: 'approved' | 'denied') => Promise<void>;
+  /** Called with each device answer, inside the transaction that records it (callbacks). */
+  onAnswered?: (record: PushRecord, state: 'approved' | 'denied', trx: Db) => Promise<void>;
+  db: Db;
 }) {
   const { store, throttles, events, clock, policy } = deps;
   const changes = new EventEmitter();
@@ -95,11 +97,16 @@ export function createPush(deps: {
           await events.record({ type: 'push.wrong_number', userId, clientId: r.clientId, details: { ref, deviceId } });
         }
       }
-      if (!(await store.answer(ref, state, { deviceId, localCheck }))) throw new AppError('push.request_not_found');
-      await events.record({ type: state === 'approved' ? 'push.approved' : 'push.denied', userId, clientId: r.clientId, details: { ref, deviceId } });
+      // The answer, its audit event and its callback are one transaction.
+      const recorded = await deps.db.transaction(async (trx) => {
+        if (!(await store.answer(ref, state, { deviceId, localCheck }, trx))) return false;
+        await events.record({ type: state === 'approved' ? 'push.approved' : 'push.denied', userId, clientId: r.clientId, details: { ref, deviceId } }, trx);
+        await deps.onAnswered?.(r, state, trx);
+        return true;
+      });
+      if (!recorded) throw new AppError('push.request_not_found');
       if (state === 'denied') await countDenial(userId);
       changed(userId);
-      await deps.onAnswered?.(r, state);
       return state;
     },
 

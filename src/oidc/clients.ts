@@ -32,6 +32,8 @@ export interface NewClient {
   mfaPolicy: MfaPolicy | null;
   /** Where challenge outcomes are POSTed; setting one generates its signing secret. */
   callbackUrl?: string | null;
+  /** May also use the client_credentials grant (machine-to-machine; confidential clients only). */
+  clientCredentials?: boolean;
 }
 
 /** What an update may change; absent means unchanged. Public/confidential is fixed at creation. */
@@ -62,6 +64,7 @@ export interface ClientView {
   public: boolean;
   firstParty: boolean;
   mfaPolicy: MfaPolicy | null;
+  clientCredentials: boolean;
   callbackUrl: string | null;
   /** null when the client has no callback URL. */
   callbackStatus: CallbackStatus | null;
@@ -102,7 +105,10 @@ function assertRedirectUri(uri: string, field: string, native: boolean): void {
  * could never sign anyone in.
  * @throws AppError request.invalid naming the field
  */
-function metadataOf(f: { name: string; redirectUris: string[]; postLogoutRedirectUris: string[]; public: boolean }): Record<string, unknown> {
+function metadataOf(f: { name: string; redirectUris: string[]; postLogoutRedirectUris: string[]; public: boolean; clientCredentials?: boolean | undefined }): Record<string, unknown> {
+  if (f.clientCredentials && f.public) {
+    throw new AppError('request.invalid', { message: 'Only a confidential client (with a secret) may use client credentials.', details: { field: 'clientCredentials' } });
+  }
   const name = f.name.normalize('NFC').trim();
   if (name.length === 0 || name.length > MAX_NAME) {
     throw new AppError('request.invalid', { message: `A client name is 1–${MAX_NAME} characters.`, details: { field: 'name' } });
@@ -117,7 +123,7 @@ function metadataOf(f: { name: string; redirectUris: string[]; postLogoutRedirec
     application_type: native ? 'native' : 'web',
     redirect_uris: [...new Set(f.redirectUris)],
     post_logout_redirect_uris: [...new Set(f.postLogoutRedirectUris)],
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', ...(f.clientCredentials ? ['client_credentials'] : [])],
     response_types: ['code'],
     token_endpoint_auth_method: f.public ? 'none' : 'client_secret_basic',
   };
@@ -135,6 +141,7 @@ export function clientView(c: ClientRecord): ClientView {
     public: c.metadata.token_endpoint_auth_method === 'none',
     firstParty: c.firstParty,
     mfaPolicy: c.mfaPolicy,
+    clientCredentials: strings(c.metadata.grant_types).includes('client_credentials'),
     callbackUrl: c.callbackUrl,
     callbackStatus: c.callbackUrl === null ? null : c.callbackDisabledAt === null ? 'active' : 'disabled',
     callbackDisabledAt: c.callbackUrl === null ? null : c.callbackDisabledAt,
@@ -249,7 +256,7 @@ export function createClientService(deps: ClientServiceDeps) {
         if (!current) throw new AppError('client.not_found');
         const view = clientView(current);
         const metadata = metadataOf({
-          name: patch.name ?? view.name, public: view.public,
+          name: patch.name ?? view.name, public: view.public, clientCredentials: view.clientCredentials,
           redirectUris: patch.redirectUris ?? view.redirectUris,
           postLogoutRedirectUris: patch.postLogoutRedirectUris ?? view.postLogoutRedirectUris,
         });

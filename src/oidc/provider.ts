@@ -70,6 +70,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       // The development login pages accept any user: never on.
       devInteractions: { enabled: false },
       revocation: { enabled: true },
+      // Machine-to-machine tokens, for clients created with clientCredentials.
+      clientCredentials: { enabled: true },
       introspection: { enabled: true },
       userinfo: { enabled: true },
       claimsParameter: { enabled: true },

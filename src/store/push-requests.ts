@@ -25,12 +25,14 @@ export interface PushRecord {
   expiresAt: number;
   /** The challenge's own state (pending until it is spent or failed). */
   challengeState: string;
+  /** The calling app's `state`, echoed in callbacks. */
+  appState: unknown;
 }
 
 interface Row {
   id: string; user_id: string; client_id: string; state: string; expires_at: number;
   push_ref: string | null; push_number: string | null; push_state: string | null; push_kind: string | null;
-  push_request: string | null; push_answer: string | null; push_sent_at: number | null;
+  push_request: string | null; push_answer: string | null; push_sent_at: number | null; app_state: string | null;
 }
 
 function toRecord(r: Row): PushRecord {
@@ -39,6 +41,7 @@ function toRecord(r: Row): PushRecord {
     state: r.push_state as PushState, kind: (r.push_kind ?? 'simple') as PushKind,
     request: parseJson(r.push_request ?? '{}'), answer: r.push_answer ? parseJson(r.push_answer) : null,
     sentAt: Number(r.push_sent_at), expiresAt: Number(r.expires_at), challengeState: r.state,
+    appState: r.app_state === null ? undefined : parseJson(r.app_state),
   };
 }
 
@@ -68,8 +71,8 @@ export function createPushRequestsStore(db: Db, clock: Clock) {
       return (await live().andWhere({ user_id: userId, push_state: 'pending' }).orderBy('push_sent_at', 'desc')).map(toRecord);
     },
     /** @returns false when it was answered already, or the challenge is gone. */
-    async answer(ref: string, state: 'approved' | 'denied', answer: PushRecord['answer']): Promise<boolean> {
-      const n = await live().andWhere({ push_ref: ref, push_state: 'pending' })
+    async answer(ref: string, state: 'approved' | 'denied', answer: PushRecord['answer'], trx: Db = db): Promise<boolean> {
+      const n = await trx<Row>('challenges').where({ state: 'pending', push_ref: ref, push_state: 'pending' }).andWhere('expires_at', '>', clock.now())
         .update({ push_state: state, push_answer: answer ? JSON.stringify(answer) : null });
       return n === 1;
     },

@@ -73,7 +73,7 @@ describe('clients API', () => {
       const at = new Date(server.clock.now()).toISOString();
       expect(res.body.client).to.deep.equal({
         clientId: 'shop-web', name: 'Shop', redirectUris: ['https://shop.example/cb', 'http://localhost:3000/cb'],
-        postLogoutRedirectUris: ['https://shop.example/'], public: false, firstParty: true, mfaPolicy: 'required',
+        postLogoutRedirectUris: ['https://shop.example/'], public: false, firstParty: true, mfaPolicy: 'required', clientCredentials: false,
         createdAt: at, updatedAt: at,
       });
       const secret = res.body.clientSecret as string;

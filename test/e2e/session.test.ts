@@ -155,6 +155,21 @@ describe('sessions and step-up', () => {
     expect(String(events[0]!.details.actor)).to.match(/^api_key:/);
   });
 
+  it('issues client_credentials tokens only to clients allowed that grant, with no user in them', async () => {
+    const machine = await registerClient(server, { clientCredentials: true });
+    const tokens = await oidc.clientCredentialsGrant(machine.config, {});
+    expect(tokens.access_token).to.be.a('string');
+    expect(tokens.id_token).to.equal(undefined);
+    const info = await oidc.tokenIntrospection(machine.config, tokens.access_token);
+    expect(info).to.include({ active: true, client_id: machine.clientId });
+    expect(info.sub).to.equal(undefined);
+    let refused: unknown;
+    await oidc.clientCredentialsGrant(optional.config, {}).catch((err: unknown) => { refused = err; });
+    // oidc-provider's answer for a grant type the client was not registered with.
+    expect((refused as { error?: string }).error).to.equal('invalid_request');
+    expect(String((refused as { error_description?: string }).error_description)).to.match(/grant/);
+  });
+
   it('issues refresh tokens that rotate, and revokes and introspects tokens', async () => {
     await createUser(server, 'refresh@example.com');
     const flow = new SignIn(server, optional);

@@ -22,12 +22,12 @@ export interface TestClient {
 let clientCounter = 0;
 
 /** Registers a client through Twofold's own service and discovers the provider as an RP would. */
-export async function registerClient(server: TestServer, options: { mfaPolicy?: MfaPolicy | null; firstParty?: boolean; public?: boolean } = {}): Promise<TestClient> {
+export async function registerClient(server: TestServer, options: { mfaPolicy?: MfaPolicy | null; firstParty?: boolean; public?: boolean; clientCredentials?: boolean } = {}): Promise<TestClient> {
   clientCounter += 1;
   const { client, clientSecret } = await server.app.services.clients.create({
     clientId: `client-${clientCounter}`, name: `Test app ${clientCounter}`, redirectUris: [REDIRECT_URI],
     postLogoutRedirectUris: ['http://127.0.0.1:9/'], public: options.public ?? false,
-    firstParty: options.firstParty ?? true, mfaPolicy: options.mfaPolicy ?? null,
+    firstParty: options.firstParty ?? true, mfaPolicy: options.mfaPolicy ?? null, clientCredentials: options.clientCredentials ?? false,
   });
   const auth = clientSecret ? oidc.ClientSecretBasic(clientSecret) : oidc.None();
   const config = await oidc.discovery(new URL(server.origin), client.clientId, clientSecret ?? undefined, auth, { execute: [oidc.allowInsecureRequests] });

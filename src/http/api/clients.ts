@@ -36,6 +36,7 @@ const ClientBody = z.strictObject({
   public: z.boolean(),
   firstParty: z.boolean(),
   mfaPolicy: MfaPolicy.nullable(),
+  clientCredentials: z.boolean(),
   // Present only for a client with a callback URL.
   callbackUrl: z.string().optional(),
   callbackStatus: z.enum(['active', 'disabled']).optional(),
@@ -69,6 +70,8 @@ const CreateBody = z.strictObject({
   firstParty: z.boolean().default(false),
   mfaPolicy: MfaPolicy.nullable().default(null),
   callbackUrl: CallbackUrl.optional(),
+  /** Also allow the client_credentials grant (confidential clients only). */
+  clientCredentials: z.boolean().default(false),
 });
 const PatchBody = z.strictObject({
   name: z.string().max(1000).optional(),

@@ -258,7 +258,8 @@ export function interactionRouter(deps: InteractionDeps): Router {
     const challenge = await challenges.findByBinding(details.uid);
     const push = challenge ? await challenges.pushState(challenge) : undefined;
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { state: push ?? 'none' };
+    // No live challenge any more: the sign-in expired (or finished elsewhere).
+    ctx.body = { state: challenge ? push ?? 'none' : 'expired' };
   });
 
   router.post('/consent', async (ctx) => {
