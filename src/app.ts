@@ -179,6 +179,7 @@ export async function createApp(deps: AppDeps) {
     },
     push,
     hasPushDevice: (userId) => devices.hasActive(userId),
+    passkeyOptions: (challenge) => passkeys.describeForApi(challenge),
     callbacks,
     sentCodes,
     notify,
@@ -293,6 +294,7 @@ export async function createApp(deps: AppDeps) {
     renameFactor: (userId, factorId, name) => factorAdmin.rename(userId, factorId, name),
     passkeys,
     devices,
+    factorAdmin,
     endSessions,
   });
   forms.use(account.routes(), account.allowedMethods());

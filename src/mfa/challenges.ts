@@ -51,6 +51,8 @@ export interface PublicMethod {
   /** Masked destination of an email or SMS factor. */
   email?: string;
   mobilePhone?: string;
+  /** For a passkey: the options for `navigator.credentials.get()`; answer with `credential`. */
+  webauthn?: { options: unknown };
 }
 
 /** `ab***@example.com`: enough for the person to recognise, not to harvest. */
@@ -87,6 +89,8 @@ export function createChallengeService(deps: {
   recoveryCodes: RecoveryCodes;
   handlers: MethodHandlers;
   sentCodes: SentCodes;
+  /** Passkey request options for clients that build their own screens (242 answers). */
+  passkeyOptions?: (challenge: Challenge) => Promise<{ options: unknown } | null>;
   /** Push approval, when devices can be linked. */
   push?: Push;
   /** True when the user has a linked device to push to. */
@@ -181,10 +185,17 @@ export function createChallengeService(deps: {
 
     /**
      * The methods as a client sees them (FusionAuth's shape): a stable id, the
-     * method name and its details; for an enrolment, the seed to show once.
+     * method name and its details; for an enrolment, the seed to show once;
+     * with `passkeyOptions`, the options a client passes to the browser.
      */
-    async describe(challenge: Challenge, accountName: string): Promise<PublicMethod[]> {
+    async describe(challenge: Challenge, accountName: string, opts: { passkeyOptions?: boolean } = {}): Promise<PublicMethod[]> {
       return Promise.all(challenge.methods.map(async (m): Promise<PublicMethod> => {
+        // Creating passkey options stores a new WebAuthn challenge (voiding the last):
+        // only for clients that will use them.
+        if (m.method === 'webauthn' && opts.passkeyOptions && deps.passkeyOptions) {
+          const webauthn = await deps.passkeyOptions(challenge);
+          return webauthn ? { id: m.id, method: m.method, webauthn } : { id: m.id, method: m.method };
+        }
         const factor = m.factorId ? await factors.findById(m.factorId) : undefined;
         if (!factor) return { id: m.id, method: m.method };
         if (m.method === 'email') return { id: m.id, method: m.method, email: maskEmail(String(factor.settings.email ?? '')) };

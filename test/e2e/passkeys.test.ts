@@ -410,3 +410,36 @@ describe('passkeys', () => {
     });
   }
 });
+
+describe('passkeys for apps with their own screens', () => {
+  let server: TestServer;
+  before(async () => { server = await startServer(); });
+  after(() => server.close());
+  afterEach(() => expect(server.errors).to.deep.equal([]));
+
+  it('answers 242 / start with passkey options, and takes the signed answer as `credential`', async () => {
+    const user = await createUser(server, 'own-screens@example.com');
+    const rpId = new URL(server.origin).hostname;
+    const passkey = new SoftAuthenticator({ origin: server.origin, rpId });
+    const options = await server.app.services.passkeys.registrationOptions(user, 'test-registration');
+    await server.app.services.passkeys.register(user, 'test-registration', passkey.register(options), 'Test key');
+    const client = await registerClient(server);
+    const key = (await server.app.services.apiKeys.create({ name: 'backend', scopes: ['login'] })).key;
+    const call = async (path: string, body: unknown) => {
+      const res = await fetch(`${server.origin}${path}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: res.status, body: await res.json() as any };
+    };
+    const started = await call('/api/two-factor/start', { loginId: 'own-screens@example.com', applicationId: client.clientId });
+    const method = started.body.methods.find((m: { method: string }) => m.method === 'webauthn');
+    expect(method.webauthn.options.rpId).to.equal(rpId);
+    expect(method.webauthn.options.allowCredentials).to.have.length(1);
+    const credential = passkey.authenticate(method.webauthn.options);
+    const done = await call('/api/two-factor/login', { twoFactorId: started.body.twoFactorId, methodId: 'webauthn', credential });
+    expect(done.status, JSON.stringify(done.body)).to.equal(200);
+    // Replaying the same signed answer in a new challenge fails: its challenge was spent.
+    const again = await call('/api/two-factor/start', { loginId: 'own-screens@example.com', applicationId: client.clientId });
+    const replay = await call('/api/two-factor/login', { twoFactorId: again.body.twoFactorId, methodId: 'webauthn', credential });
+    expect(replay.status).to.equal(400);
+    expect(replay.body.error).to.equal('mfa.invalid_code');
+  });
+});

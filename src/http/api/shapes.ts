@@ -24,6 +24,10 @@ export const MethodBody = z.object({
   method: z.string(),
   authenticator: z.object({ algorithm: z.string(), codeLength: z.number(), timeStep: z.number() }).optional(),
   enrollment: z.object({ secret: z.string(), uri: z.string() }).optional(),
+  email: z.string().optional(),
+  mobilePhone: z.string().optional(),
+  /** Passkeys: options for navigator.credentials.get(); send the result as `credential`. */
+  webauthn: z.object({ options: z.unknown() }).optional(),
 });
 
 export const PendingBody = z.object({ twoFactorId: z.string(), methods: z.array(MethodBody) });

@@ -46,7 +46,7 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
   }
 
   async function pending(twoFactorId: string, challenge: Parameters<typeof challenges.describe>[0], user: User, status: number) {
-    return { status, body: { twoFactorId, methods: await challenges.describe(challenge, user.email) } };
+    return { status, body: { twoFactorId, methods: await challenges.describe(challenge, user.email, { passkeyOptions: true }) } };
   }
 
   return [
@@ -94,7 +94,7 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
     route({
       method: 'post', path: '/api/two-factor/login', tag: 'Verification', scopes: ['login'],
       summary: 'Answer a challenge with a code',
-      body: z.object({ twoFactorId: z.string().min(1).max(100), code: z.string().max(32).optional(), methodId: z.string().optional() }),
+      body: z.object({ twoFactorId: z.string().min(1).max(100), code: z.string().max(32).optional(), methodId: z.string().optional(), credential: z.unknown().optional() }),
       responses: {
         200: { description: 'The second factor is verified: the user and a short-lived JWT', schema: Completed },
         404: { description: 'The challenge is unknown, expired or already used', schema: ErrorBody },
@@ -107,7 +107,7 @@ export function verificationRoutes(deps: ApiDeps): ApiRoute[] {
         const challenge = await challenges.find(body.twoFactorId, bindingOf(key));
         // A client deleted since the challenge began gets no token.
         if (!(await clients.find(challenge.clientId))) throw new AppError('mfa.challenge_not_found');
-        const outcome = await challenges.verify(challenge, { methodId: body.methodId, code: body.code ?? '' });
+        const outcome = await challenges.verify(challenge, { methodId: body.methodId, code: body.code ?? '', credential: body.credential });
         const user = await users.findById(outcome.userId);
         // Suspended while the challenge was pending: no token.
         if (!user || user.status !== 'ACTIVE') throw new AppError('mfa.challenge_not_found');

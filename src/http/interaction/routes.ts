@@ -60,7 +60,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
   async function pending(ctx: Context, twoFactorId: string, challenge: Challenge): Promise<void> {
     const user = await users.findById(challenge.userId);
     ctx.status = 242;
-    ctx.body = { twoFactorId, methods: await challenges.describe(challenge, user?.email ?? '') };
+    ctx.body = { twoFactorId, methods: await challenges.describe(challenge, user?.email ?? '', { passkeyOptions: true }) };
   }
 
   async function signInContext(ctx: Context, details: InteractionDetails): Promise<SignInContext> {
