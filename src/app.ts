@@ -36,7 +36,7 @@ import { createEnrollmentGraceStore } from './store/enrollment-grace.ts';
 import { createEnrollmentGrace } from './mfa/enrollment-grace.ts';
 import { createTrustedBrowsersStore } from './store/trusted-browsers.ts';
 import { createTrustedBrowsers } from './mfa/trusted-browsers.ts';
-import { TRUST_COOKIE } from './http/interaction/routes.ts';
+import { TRUST_COOKIE, enrollBinding } from './http/interaction/routes.ts';
 import { createSentCodes, sentCodeMethod } from './mfa/sent-codes.ts';
 import { createDelivery } from './delivery/index.ts';
 import { createPasswordHasher } from './users/passwords.ts';
@@ -213,6 +213,7 @@ export async function createApp(deps: AppDeps) {
     interactions, factorService, factors: stores.factors, users, maxAttempts: config.mfa.maxAttempts,
     lockStatus: (userId) => lock.status(userId),
     enrollmentGrace: (userId) => grace.status(userId),
+    passkeyRegistration: async (user, details) => JSON.stringify(await passkeys.registrationOptions(user, enrollBinding(details.uid))),
     async rememberDays(details) {
       const client = await interactions.client(details);
       return trust.allowedFor({ firstParty: client.metadata().twofold_first_party === true }) ? trust.policy.days : null;
@@ -248,7 +249,7 @@ export async function createApp(deps: AppDeps) {
     });
   }
 
-  const interaction = interactionRouter({ interactions, signIn, users, challenges, policy, pages, grace, trust });
+  const interaction = interactionRouter({ interactions, signIn, users, challenges, policy, pages, grace, trust, passkeys });
   const forms = new Router();
   forms.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '16kb' }));
   forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));

@@ -241,6 +241,29 @@ export function createChallengeService(deps: {
       return c && c.binding === binding ? found.state : undefined;
     },
 
+    /**
+     * Completes an enrolment challenge with a passkey the person has just
+     * registered (instead of the authenticator app the challenge offered):
+     * registering it proved possession of the new key. The pending
+     * authenticator is dropped.
+     * @throws AppError mfa.challenge_not_found (spent or expired meanwhile)
+     */
+    async completeEnrollmentWithPasskey(challenge: Challenge, passkeyAmr: readonly Amr[], recoveryCodes: string[] | null): Promise<ChallengeOutcome> {
+      assertThat(challenge.enrollmentFactorId, 'mfa.challenge_not_found');
+      await db.transaction(async (trx) => {
+        if (!(await challenges.complete(challenge.id, 'succeeded', 'webauthn', trx))) throw new AppError('mfa.challenge_not_found');
+        await lock.succeeded(challenge.userId, trx);
+        await deps.callbacks?.enqueue(trx, { clientId: challenge.clientId, type: 'challenge.succeeded', data: { challengeRef: challengeRef(challenge.id), userId: challenge.userId, state: challenge.appState, method: 'webauthn' } });
+      });
+      await factors.deletePendingOfType(challenge.userId, 'token:software:totp');
+      await events.record({ type: 'mfa.challenge.succeeded', userId: challenge.userId, clientId: challenge.clientId, details: { method: 'webauthn', enrollment: true } });
+      deps.metrics.recordSecondFactor('webauthn', 'success');
+      return {
+        userId: challenge.userId, clientId: challenge.clientId, amr: amrAfterSecondFactor(challenge.amr, passkeyAmr), acr: ACR.mfa,
+        method: { id: 'webauthn', method: 'webauthn', factorId: null }, appState: challenge.appState, recoveryCodes, remainingRecoveryCodes: null,
+      };
+    },
+
     /** Ends a challenge nobody will answer (enrolment put off), with its pending factor. */
     async abandon(challenge: Challenge): Promise<void> {
       await challenges.complete(challenge.id, 'failed', null);

@@ -443,3 +443,51 @@ describe('passkeys for apps with their own screens', () => {
     expect(replay.body.error).to.equal('mfa.invalid_code');
   });
 });
+
+describe('a passkey as the first second factor, at the sign-in enrolment step', () => {
+  let server: TestServer;
+  before(async () => { server = await startServer(); });
+  after(() => server.close());
+  afterEach(() => expect(server.errors).to.deep.equal([]));
+
+  it('registers a passkey instead of an authenticator app and finishes the sign-in with it', async () => {
+    const user = await createUser(server, 'enrol-passkey@example.com');
+    const client = await registerClient(server, { mfaPolicy: 'required' });
+    const passkey = new SoftAuthenticator({ origin: server.origin, rpId: new URL(server.origin).hostname });
+    const flow = new SignIn(server, client);
+    await flow.start();
+    await flow.password('enrol-passkey@example.com');
+    expect(flow.page.html).to.include('Use a passkey or security key instead');
+    const options = JSON.parse(decodeEntities(/data-webauthn="register" data-options="([^"]+)"/.exec(flow.page.html)![1]!)) as PublicKeyCredentialCreationOptionsJSON;
+    flow.page = await flow.agent.submit(flow.page, '/enroll-passkey', { credential: JSON.stringify(passkey.register(options)), name: 'Laptop' });
+    expect(flow.page.html).to.include('Save your recovery codes');
+    flow.page = await flow.continue();
+    const { claims } = await flow.finish();
+    expect(claims.amr).to.include.members(['pwd', 'mfa']).and.to.satisfy((amr: string[]) => amr.includes('hwk') || amr.includes('swk'));
+    expect(claims.acr).to.equal(ACR.mfa);
+    const factors = await server.app.stores.factors.listByUser(user.id);
+    expect(factors.map((f) => [f.type, f.status, f.name])).to.deep.equal([['webauthn', 'ACTIVE', 'Laptop']]);
+
+    // Next time the passkey is asked for, and signs in.
+    const next = new SignIn(server, client);
+    await next.start();
+    await next.password('enrol-passkey@example.com');
+    const request = JSON.parse(decodeEntities(/data-webauthn="authenticate" data-options="([^"]+)"/.exec(next.page.html)![1]!)) as PublicKeyCredentialRequestOptionsJSON;
+    next.page = await next.agent.submit(next.page, '/two-factor', { credential: JSON.stringify(passkey.authenticate(request)) });
+    expect((await next.finish()).claims.acr).to.equal(ACR.phr);
+  });
+
+  it('refuses a registration made for other options, and leaves the enrolment as it was', async () => {
+    await createUser(server, 'enrol-forged@example.com');
+    const client = await registerClient(server, { mfaPolicy: 'required' });
+    const passkey = new SoftAuthenticator({ origin: 'https://evil.example', rpId: 'evil.example' });
+    const flow = new SignIn(server, client);
+    await flow.start();
+    await flow.password('enrol-forged@example.com');
+    const options = JSON.parse(decodeEntities(/data-webauthn="register" data-options="([^"]+)"/.exec(flow.page.html)![1]!)) as PublicKeyCredentialCreationOptionsJSON;
+    flow.page = await flow.agent.submit(flow.page, '/enroll-passkey', { credential: JSON.stringify(passkey.register(options)) });
+    expect(flow.page.status).to.equal(400);
+    expect(alertText(flow.page.html)).to.match(/could not be registered/);
+    expect(flow.page.html).to.include('Set up two-step verification');
+  });
+});

@@ -12,6 +12,7 @@ import { requestsSecondFactor } from '../../mfa/policy.ts';
 import type { FactorService } from '../../mfa/factors/index.ts';
 import type { FactorsStore } from '../../store/factors.ts';
 import type { UserService } from '../../users/users.ts';
+import type { User } from '../../store/users.ts';
 import { totpQrDataUrl } from '../../mfa/factors/totp.ts';
 import { AppError } from '../../errors.ts';
 import { render } from '../render.ts';
@@ -49,6 +50,8 @@ export function createPages(deps: {
   lockStatus(userId: string): Promise<LockStatus>;
   /** Days "remember this browser" lasts for this sign-in's client, or null when the client may not offer it. */
   rememberDays?(details: InteractionDetails): Promise<number | null>;
+  /** Options JSON for registering a passkey at enrolment (bound to this sign-in), when passkeys are on. */
+  passkeyRegistration?(user: User, details: InteractionDetails): Promise<string>;
   /** Whether this user may skip enrolment now (the caller knows whether the request asked for a level). */
   enrollmentGrace?(userId: string): Promise<GraceStatus>;
   /** Extra details of email, SMS and passkey methods (sent state, passkey options). */
@@ -110,6 +113,7 @@ export function createPages(deps: {
         return render(ctx, 'login/enroll', {
           ...common, title: 'Set up two-step verification', qr: await totpQrDataUrl(uri), secret: groupSecret(secret),
           digits: settings.digits, methodId: factor.id, email: user.email, grace: grace?.allowed ? grace : null,
+          passkeyOptions: deps.passkeyRegistration ? await deps.passkeyRegistration(user, details) : null,
         }, status);
       }
       const methods = await Promise.all(challenge.methods.map((m) => describeMethod(challenge, m)));

@@ -17,6 +17,8 @@ import type { ChallengeService, Challenge, ChallengeOutcome } from '../../mfa/ch
 import { RECOVERY_CODES_LOW } from '../../mfa/recovery-codes.ts';
 import type { EnrollmentGrace } from '../../mfa/enrollment-grace.ts';
 import type { TrustedBrowsers } from '../../mfa/trusted-browsers.ts';
+import type { Passkeys } from '../../mfa/passkeys.ts';
+import { amrFor } from '../../mfa/factors/webauthn.ts';
 import { requestsSecondFactor } from '../../mfa/policy.ts';
 import { ACR } from '../../mfa/amr.ts';
 import type { UserService } from '../../users/users.ts';
@@ -35,7 +37,12 @@ export interface InteractionDeps {
   grace?: EnrollmentGrace;
   /** "Remember this browser"; without it the box is not offered. */
   trust?: TrustedBrowsers;
+  /** Passkeys; without them enrolment offers only an authenticator app. */
+  passkeys?: Passkeys;
 }
+
+/** What a passkey registration during a sign-in's enrolment is bound to. */
+export const enrollBinding = (uid: string) => `enroll:${uid}`;
 
 /** The cookie that names a remembered browser (a random token; the record is server-side). */
 export const TRUST_COOKIE = 'twofold_trust';
@@ -208,6 +215,27 @@ export function interactionRouter(deps: InteractionDeps): Router {
       if (err.code === 'mfa.too_many_attempts') return pages.abortable(ctx, details, err);
       throw err;
     }
+    return secondFactorDone(ctx, details, outcome);
+  });
+
+  // Enrolment with a passkey instead of an authenticator app: registering it
+  // is the second factor of this sign-in.
+  router.post('/enroll-passkey', async (ctx) => {
+    const details = await interactions.load(ctx);
+    assertThat(details.prompt.name === 'login' && deps.passkeys, 'interaction.unexpected_step');
+    const challenge = await challenges.findByBinding(details.uid);
+    assertThat(challenge?.enrollmentFactorId, 'interaction.unexpected_step');
+    const user = await users.findById(challenge.userId);
+    assertThat(user, 'mfa.challenge_not_found');
+    let registered;
+    try {
+      registered = await deps.passkeys.register(user, enrollBinding(details.uid), credentialField(ctx), field(ctx, 'name'));
+    } catch (err) {
+      if (wantsJson(ctx) || !(err instanceof AppError) || !['request.invalid', 'mfa.challenge_not_found', 'factor.already_enrolled'].includes(err.code)) throw err;
+      return pages.secondFactor(ctx, details, challenge, { error: err });
+    }
+    const passkeyAmr = amrFor({ deviceType: registered.factor.settings.deviceType === 'multiDevice' ? 'multiDevice' : 'singleDevice', userVerified: registered.factor.settings.userVerified === true });
+    const outcome = await challenges.completeEnrollmentWithPasskey(challenge, passkeyAmr, registered.recoveryCodes);
     return secondFactorDone(ctx, details, outcome);
   });
 
