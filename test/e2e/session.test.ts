@@ -265,3 +265,32 @@ describe('sessions and step-up', () => {
     expect(new URL(res.location!).searchParams.get('error')).to.equal('login_required');
   });
 });
+
+describe('max_age', () => {
+  let server: TestServer;
+  before(async () => { server = await startServer(); });
+  after(() => server.close());
+
+  // oidc-provider checks max_age against the real clock (not the app's), so
+  // this one test waits 2 seconds instead of moving the test clock.
+  it('asks for the password again when the sign-in is older than max_age, and prompt=none then fails', async function () {
+    this.timeout(20_000);
+    const client = await registerClient(server, { mfaPolicy: 'optional' });
+    await createUser(server, 'max-age@example.com');
+    const flow = new SignIn(server, client);
+    await flow.start();
+    await flow.password('max-age@example.com');
+    const first = await flow.finish();
+    await new Promise((r) => setTimeout(r, 2_100));
+    server.clock.set(Date.now());
+    const silent = new SignIn(server, client, flow.agent);
+    const res = await silent.start({ prompt: 'none', max_age: '1' });
+    expect(new URL(res.location!).searchParams.get('error')).to.equal('login_required');
+    const fresh = new SignIn(server, client, flow.agent);
+    const page = await fresh.start({ max_age: '1' });
+    expect(page.html).to.include('current-password');
+    await fresh.password('max-age@example.com');
+    const second = await fresh.finish();
+    expect(second.claims.auth_time).to.be.a('number').and.greaterThan(first.claims.iat);
+  });
+});
