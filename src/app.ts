@@ -297,6 +297,7 @@ export async function createApp(deps: AppDeps) {
     devices,
     factorAdmin,
     endSessions,
+    trust,
   });
   forms.use(account.routes(), account.allowedMethods());
 

@@ -100,4 +100,18 @@ describe('remember this browser', () => {
     server.clock.advance(31 * 86_400_000);
     expect((await passwordOnly(later, firstParty, 'remember-revoke@example.com')).page.html).to.include('Two-step verification');
   });
+
+  it('lists remembered browsers on the security page, where the person can forget one', async () => {
+    const user = await createUser(server, 'remember-page@example.com');
+    const { secret } = await giveAuthenticator(server, user.id);
+    const agent = new Agent(server.origin);
+    let page = await agent.get('/account/security');
+    page = await agent.submit(page, '/login', { email: 'remember-page@example.com', password: 'correct horse battery staple' });
+    page = await agent.submit(page, '/two-factor', { code: await totpNow(server, secret), remember: 'on' });
+    expect(page.url).to.equal(`${server.origin}/account/security`);
+    expect(page.html).to.include('Browsers that skip two-step verification');
+    page = await agent.submit(page, '/forget', {});
+    expect(page.html).to.include('will be asked for two-step verification again').and.not.include('Browsers that skip');
+    expect(await server.app.services.trust.list(user.id)).to.deep.equal([]);
+  });
 });

@@ -12,6 +12,7 @@ import type { FactorAdmin } from '../../mfa/factor-admin.ts';
 import type { UserService } from '../../users/users.ts';
 import type { User } from '../../store/users.ts';
 import type { Factor } from '../../store/factors.ts';
+import type { TrustedBrowsers } from '../../mfa/trusted-browsers.ts';
 import type { Passkeys } from '../../mfa/passkeys.ts';
 import type { Devices } from '../../push/devices.ts';
 import type { AppError } from '../../errors.ts';
@@ -44,6 +45,8 @@ export interface AccountDeps {
   factorAdmin?: Pick<FactorAdmin, 'enrollDelivered' | 'resend' | 'activate' | 'regenerateRecoveryCodes' | 'recoveryCodesLeft'>;
   /** Ends every session of the user, with its tokens. */
   endSessions(userId: string, actor: string | null): Promise<number>;
+  /** Browsers remembered for the user ("don't ask again on this browser"); without it the page lists none. */
+  trust?: Pick<TrustedBrowsers, 'list' | 'revoke'>;
 }
 
 /** The signed-in user, and the binding of this session's confirm challenge. */

@@ -34,6 +34,7 @@ const DONE: Record<string, string> = {
   renamed: 'The factor was renamed.',
   'device-renamed': 'The device was renamed.',
   'device-unlinked': 'The device was unlinked. It can no longer approve sign-ins.',
+  'browser-forgotten': 'That browser will be asked for two-step verification again.',
 };
 
 /** Where an email or SMS factor sends its codes: the person's own, shown in full on their own page. */
@@ -86,8 +87,9 @@ export function accountRouter(deps: AccountDeps): Router {
     const recovery = deps.factorAdmin && active.length > 0
       ? { left: await deps.factorAdmin.recoveryCodesLeft(me.user.id), total: RECOVERY_CODE_COUNT, low: RECOVERY_CODES_LOW }
       : null;
+    const browsers = deps.trust ? await deps.trust.list(me.user.id) : [];
     await render(ctx, 'account/security', {
-      title: 'Security', user: me.user, factors, done, passkeys: Boolean(deps.passkeys), devices, delivered, recovery,
+      title: 'Security', user: me.user, factors, done, passkeys: Boolean(deps.passkeys), devices, delivered, recovery, browsers,
     });
   });
 
