@@ -185,14 +185,16 @@ export async function createApp(deps: AppDeps) {
     notify,
   });
   const clients = createClientService({ clients: stores.clients, events: stores.events, sealer, callbackUrls: { allowLoopbackHttp: config.env !== 'production' } });
-  const trust = createTrustedBrowsers({ store: createTrustedBrowsersStore(db, clock), events: stores.events, clock, policy: config.mfa.rememberBrowser });
+  const trustedBrowsersStore = createTrustedBrowsersStore(db, clock);
+  const trust = createTrustedBrowsers({ store: trustedBrowsersStore, events: stores.events, clock, policy: config.mfa.rememberBrowser });
   const grace = createEnrollmentGrace({ store: createEnrollmentGraceStore(db, clock), events: stores.events, clock, policy: config.mfa.enrollmentGrace });
   const policy = {
     // A linked push device is a second factor like any other.
     globalPolicy: config.mfa.policy,
     hasActiveFactor: async (userId: string) => (await stores.factors.hasActive(userId)) || stores.devices.hasActive(userId),
     freshness: config.mfa.freshSeconds, now: () => clock.now(),
-    skippedEnrollmentSince: (userId: string, since: number) => grace.skippedSince(userId, since),
+    // Only while the user still has no factor, and only for the sign-in that skipped.
+    skippedEnrollmentAt: async (userId: string, since: number) => !(await stores.factors.hasActive(userId)) && !(await stores.devices.hasActive(userId)) && grace.skippedAt(userId, since),
     trustedBrowser: async (ctx: KoaContextWithOIDC, userId: string, client: { firstParty: boolean }) =>
       trust.allowedFor(client) && trust.isTrusted(userId, ctx.cookies.get(TRUST_COOKIE)),
   };
@@ -257,12 +259,17 @@ export async function createApp(deps: AppDeps) {
   forms.use(async (ctx, next) => (ctx.method === 'POST' && /^\/interaction\/[^/]+\/(login|two-factor|send)\/?$/i.test(ctx.path) ? signInLimit(ctx, next) : next()));
   forms.use(interaction.routes(), interaction.allowedMethods());
 
-  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes, sentCodes, notify });
+  const factorAdmin = createFactorAdmin({ db, users, factors: stores.factors, events: stores.events, factorService, lock, recoveryCodes, sentCodes, notify,
+    unlinkDevices: (userId, trx) => stores.devices.unlinkAll(userId, trx),
+    forgetBrowsers: (userId, trx) => trustedBrowsersStore.revokeAll(userId, trx),
+  });
   const tokens = createApiTokenSigner({ issuer: config.issuer, jwk: keys.jwks.keys[0]!, clock });
   /** Sign out everywhere: every session of the user ends, with its grants and tokens (audited). */
   async function endSessions(userId: string, actor: string | null): Promise<number> {
     const ended = await endSessionsOf(db, userId);
-    await stores.events.record({ type: 'user.sessions_ended', userId, details: { sessions: ended, ...(actor ? { actor } : {}) } });
+    // A remembered browser is a standing sign-in too.
+    const browsers = await trustedBrowsersStore.revokeAll(userId);
+    await stores.events.record({ type: 'user.sessions_ended', userId, details: { sessions: ended, browsers, ...(actor ? { actor } : {}) } });
     return ended;
   }
   const routes = apiRoutes({

@@ -51,10 +51,14 @@ export function createEnrollmentGrace(deps: { store: EnrollmentGraceStore; event
       await deps.events.record({ type: 'mfa.enrollment_skipped', userId, clientId });
     },
 
-    /** True when the user skipped enrolment at or after `since` (ms): the sign-in that did so is not asked again. */
-    async skippedSince(userId: string, since: number): Promise<boolean> {
+    /**
+     * True when the user skipped enrolment in the sign-in made at `loginMs`:
+     * the skip and the sign-in happen in one request, so they are seconds
+     * apart. An older session is not covered by a later skip.
+     */
+    async skippedAt(userId: string, loginMs: number): Promise<boolean> {
       const { lastAt } = await store.skips(userId);
-      return lastAt !== null && lastAt >= since;
+      return lastAt !== null && Math.abs(lastAt - loginMs) <= 5_000;
     },
   };
 }

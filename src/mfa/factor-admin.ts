@@ -97,6 +97,10 @@ export function createFactorAdmin(deps: {
   lock: SecondFactorLock;
   recoveryCodes: RecoveryCodes;
   sentCodes: SentCodes;
+  /** Unlinks every push device of the user (part of a reset). @returns how many. */
+  unlinkDevices?: (userId: string, trx: Db) => Promise<number>;
+  /** Forgets every remembered browser of the user (part of a reset). @returns how many. */
+  forgetBrowsers?: (userId: string, trx: Db) => Promise<number>;
   /** Tells the person a factor was added or removed (so a change they did not make does not go unnoticed). */
   notify?: (userId: string, change: 'factor-added' | 'factor-removed', factorName: string) => Promise<void>;
 }) {
@@ -403,7 +407,10 @@ export function createFactorAdmin(deps: {
       return db.transaction(async (trx) => {
         const count = await factors.deleteAllOfUser(user.id, trx);
         await deps.recoveryCodes.remove(user.id, trx);
-        await audit('factor.reset', user.id, context, { count }, trx);
+        // Everything that stands in for a second factor goes too: linked devices and remembered browsers.
+        const devices = deps.unlinkDevices ? await deps.unlinkDevices(user.id, trx) : 0;
+        const browsers = deps.forgetBrowsers ? await deps.forgetBrowsers(user.id, trx) : 0;
+        await audit('factor.reset', user.id, context, { count, devices, browsers }, trx);
         return count;
       });
     },

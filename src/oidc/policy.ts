@@ -22,8 +22,8 @@ export interface PolicyDeps {
   now?: () => number;
   /** True when this browser is remembered for the user and the client may honour that. */
   trustedBrowser?: (ctx: KoaContextWithOIDC, userId: string, client: { firstParty: boolean }) => Promise<boolean>;
-  /** True when the user skipped enrolment (grace) at or after `since` ms: that sign-in is not asked again. */
-  skippedEnrollmentSince?: (userId: string, since: number) => Promise<boolean>;
+  /** True when the user skipped enrolment (grace) in the sign-in made at `loginMs`: that sign-in is not asked again. */
+  skippedEnrollmentAt?: (userId: string, loginMs: number) => Promise<boolean>;
 }
 
 interface AcrParams {
@@ -84,7 +84,7 @@ export function createInteractionPolicy(deps: PolicyDeps) {
         // asked, so the password is enough this time. A requested level has no grace.
         // So does a remembered browser.
         if (requestedLevel(requestedAcrs(params ?? {})) >= acrLevel(ACR.mfa)) return Check.REQUEST_PROMPT;
-        const graced = (deps.skippedEnrollmentSince && await deps.skippedEnrollmentSince(session.accountId, Number(session.loginTs ?? 0) * 1000))
+        const graced = (deps.skippedEnrollmentAt && await deps.skippedEnrollmentAt(session.accountId, Number(session.loginTs ?? 0) * 1000))
           || (deps.trustedBrowser && await deps.trustedBrowser(ctx, session.accountId, { firstParty: client.metadata().twofold_first_party === true }));
         return graced ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
       }

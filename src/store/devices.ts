@@ -107,6 +107,11 @@ export function createDevicesStore(db: Db, clock: Clock) {
       });
     },
 
+    /** Unlinks every device of the user (an admin's factor reset). @returns how many. */
+    async unlinkAll(userId: string, trx: Db = db): Promise<number> {
+      return trx('devices').where({ user_id: userId, status: 'ACTIVE' }).update({ status: 'UNLINKED', unlinked_at: clock.now() });
+    },
+
     async touch(id: string): Promise<void> {
       await db('devices').where({ id }).update({ last_seen_at: clock.now() });
     },

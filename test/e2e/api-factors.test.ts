@@ -312,7 +312,7 @@ describe('factor-management API', () => {
     expect(await server.app.stores.factors.hasActive(user.id)).to.equal(false);
     expect((await call('GET', factorsOf(other.id))).body).to.have.length(1);
     const [reset] = (await eventsOf(user.id)).filter((e) => e.type === 'factor.reset');
-    expect(reset?.details).to.deep.equal({ count: 1, actor: `api_key:${writeKeyId}` });
+    expect(reset?.details).to.deep.equal({ count: 1, devices: 0, browsers: 0, actor: `api_key:${writeKeyId}` });
 
     const nobody = await call('POST', '/api/v1/users/00000000-0000-0000-0000-000000000000/lifecycle/reset_factors');
     expect(nobody.status).to.equal(404);

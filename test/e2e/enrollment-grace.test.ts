@@ -53,4 +53,24 @@ describe('enrolment grace', () => {
     const flow = await toEnrolment('asks-mfa@example.com', { acr_values: ACR.mfa });
     expect(flow.page.html).not.to.include('Not now');
   });
+
+  it('graces only the sign-in that skipped: an older password-only session is still asked (found by review)', async () => {
+    await createUser(server, 'older-session@example.com');
+    const off = await registerClient(server, { mfaPolicy: 'off' });
+    const older = new SignIn(server, off);
+    await older.start();
+    await older.password('older-session@example.com');
+    await older.finish();
+    server.clock.advance(60_000);
+
+    const skipper = await toEnrolment('older-session@example.com');
+    skipper.page = await skipper.agent.submit(skipper.page, '/skip-enrollment', {});
+    await skipper.finish();
+
+    const silent = new SignIn(server, required, older.agent);
+    const back = new URL((await silent.start({ prompt: 'none' })).location!);
+    // Not let through silently: the session needs an interaction (enrolment) first.
+    expect(back.searchParams.get('error')).to.equal('interaction_required');
+    expect(back.searchParams.has('code')).to.equal(false);
+  });
 });

@@ -9,6 +9,7 @@ import { startServer, type TestServer } from '../helpers/server.ts';
 import { SignIn, createUser, giveAuthenticator, registerClient, totpNow, type TestClient } from '../helpers/oidc-flow.ts';
 import { Agent } from '../helpers/agent.ts';
 import { ACR } from '../../src/mfa/amr.ts';
+import { TestDevice } from '../helpers/device.ts';
 
 describe('remember this browser', () => {
   let server: TestServer;
@@ -113,5 +114,24 @@ describe('remember this browser', () => {
     page = await agent.submit(page, '/forget', {});
     expect(page.html).to.include('will be asked for two-step verification again').and.not.include('Browsers that skip');
     expect(await server.app.services.trust.list(user.id)).to.deep.equal([]);
+  });
+
+  it('forgets remembered browsers when the user signs out everywhere, and when an admin resets their factors', async () => {
+    const user = await createUser(server, 'remember-reset@example.com');
+    const { secret } = await giveAuthenticator(server, user.id);
+    const key = (await server.app.services.apiKeys.create({ name: 'admin', scopes: ['users:write', 'factors:write'] })).key;
+    const call = (method: string, path: string) => fetch(`${server.origin}${path}`, { method, headers: { authorization: `Bearer ${key}` } });
+
+    await rememberedBrowser('remember-reset@example.com', secret);
+    expect(await server.app.services.trust.list(user.id)).to.have.length(1);
+    expect((await call('DELETE', `/api/v1/users/${user.id}/sessions`)).status).to.equal(204);
+    expect(await server.app.services.trust.list(user.id)).to.deep.equal([]);
+
+    await rememberedBrowser('remember-reset@example.com', secret);
+    const device = new TestDevice(server.origin, server.clock);
+    await device.link((await server.app.services.devices.createLinkingCode(user.id)).code, 'Phone');
+    expect((await call('POST', `/api/v1/users/${user.id}/lifecycle/reset_factors`)).status).to.equal(200);
+    expect(await server.app.services.trust.list(user.id)).to.deep.equal([]);
+    expect(await server.app.services.devices.hasActive(user.id)).to.equal(false);
   });
 });

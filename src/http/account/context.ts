@@ -119,7 +119,9 @@ export function accountKit(deps: AccountDeps): AccountKit {
     },
 
     async mayAddFactor(me) {
-      return (await activeFactors(me.user.id)).length === 0 || fresh(me.binding);
+      // A linked push device is a second factor too: only a user with neither adds one on the session alone.
+      const hasAny = (await activeFactors(me.user.id)).length > 0 || Boolean(deps.devices && await deps.devices.hasActive(me.user.id));
+      return !hasAny || fresh(me.binding);
     },
 
     confirmPage: (ctx, me, next, opts = {}) => renderConfirm(ctx, deps, me, next, opts),
