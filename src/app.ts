@@ -32,6 +32,7 @@ import { createPasskeys } from './mfa/passkeys.ts';
 import { createPushRequestsStore } from './store/push-requests.ts';
 import { createPush, pushMethod } from './mfa/push.ts';
 import { createCallbacks } from './delivery/callbacks.ts';
+import { createPushNotifier, type PushNotifier } from './push/notifier.ts';
 import { createEnrollmentGraceStore } from './store/enrollment-grace.ts';
 import { createEnrollmentGrace } from './mfa/enrollment-grace.ts';
 import { createTrustedBrowsersStore } from './store/trusted-browsers.ts';
@@ -147,10 +148,13 @@ export async function createApp(deps: AppDeps) {
     onDisabled: (clientId, trx) => stores.events.record({ type: 'client.callback_disabled', clientId, details: { reason: 'sustained delivery failure' } }, trx),
   });
   if (config.callbacks.pollIntervalSeconds > 0) callbacks.start(config.callbacks.pollIntervalSeconds * 1000);
+  const wakeDevices = (notify: PushNotifier) => async (userId: string, ref: string) =>
+    notify({ userId, ref, deviceIds: (await stores.devices.listActive(userId)).map((d) => d.id) });
   const push = createPush({
     store: stores.pushRequests, throttles: stores.throttles, events: stores.events, lock, clock, policy: config.push,
     // The app hears of the device's answer at once; of the sign-in's outcome when it completes.
     db,
+    ...(config.push.notifier ? { wake: wakeDevices(createPushNotifier({ target: config.push.notifier, clock, log })) } : {}),
     onAnswered: async (r, state, trx) => {
       await callbacks.enqueue(trx, {
         clientId: r.clientId, type: state === 'approved' ? 'challenge.approved' : 'challenge.denied',

@@ -6,7 +6,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { z } from 'zod';
-import { deliverySchema } from './delivery/config.ts';
+import { deliverySchema, webhookSchema } from './delivery/config.ts';
 
 export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -61,6 +61,8 @@ const schema = z.object({
     windowSeconds: seconds,
     pauseAfterDenials: z.number().int().min(1),
     pauseSeconds: seconds,
+    /** A push gateway adapter woken (signed POST) when a request waits; null: devices poll and stream. */
+    notifier: webhookSchema.nullable(),
   }),
   /** Codes sent by email and SMS. */
   sentCodes: z.object({

@@ -13,7 +13,8 @@ export function webhookKey(secret: string): Buffer | null {
   return match ? Buffer.from(match[1]!, 'base64') : null;
 }
 
-const webhookSchema = z.object({
+/** A signed webhook target: https (http only to this machine) and a `whsec_` secret. */
+export const webhookSchema = z.object({
   // A webhook body carries the one-time code: plain http only to this machine.
   url: z.url({ protocol: /^https?$/ }).refine((u) => {
     const url = new URL(u);

@@ -53,6 +53,8 @@ export function createPush(deps: {
   clock: Clock;
   policy: PushPolicy;
   clientName(clientId: string): Promise<string>;
+  /** Wakes the user's devices when a request is sent (a push gateway); failures are the notifier's to log. */
+  wake?: (userId: string, ref: string) => Promise<void>;
   /** Called with each device answer, inside the transaction that records it (callbacks). */
   onAnswered?: (record: PushRecord, state: 'approved' | 'denied', trx: Db) => Promise<void>;
   db: Db;
@@ -151,6 +153,7 @@ export function createPush(deps: {
       if (!(await store.start(challenge.id, { ref, number, kind: content.kind ?? 'simple', request }))) throw new AppError('mfa.challenge_not_found');
       await events.record({ type: 'push.sent', userId: challenge.userId, clientId: challenge.clientId, details: { ref } });
       changed(challenge.userId);
+      await deps.wake?.(challenge.userId, ref);
       return { ref, number };
     },
 

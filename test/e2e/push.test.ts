@@ -685,3 +685,38 @@ describe('push approval', () => {
   });
 
 });
+
+describe('push gateway notifier', () => {
+  let server: TestServer;
+  let gateway: HttpReceiver;
+  const secret = `whsec_${Buffer.from('push-gateway-test-secret-32-bytes!!').toString('base64')}`;
+  before(async () => {
+    gateway = await startHttpReceiver();
+    server = await startServer({ overrides: { push: { notifier: { url: gateway.url, secret } } } });
+  });
+  after(async () => {
+    await server.close();
+    await gateway.stop();
+  });
+  afterEach(() => expect(server.errors).to.deep.equal([]));
+
+  it('wakes the user\'s devices with a signed POST that names the request, never its number or text', async () => {
+    const user = await createUser(server, 'wake@example.com');
+    const device = new TestDevice(server.origin, server.clock);
+    const linked = await device.link((await server.app.services.devices.createLinkingCode(user.id)).code, 'Phone');
+    const client = await registerClient(server);
+    const key = (await server.app.services.apiKeys.create({ name: 'backend', scopes: ['login'] })).key;
+    const post = async (path: string, body: unknown) => (await fetch(`${server.origin}${path}`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    })).json() as Promise<any>;
+    const started = await post('/api/two-factor/start', { loginId: 'wake@example.com', applicationId: client.clientId });
+    const sent = await post('/api/two-factor/send', { twoFactorId: started.twoFactorId, methodId: 'push' });
+
+    const notice = await gateway.next();
+    // Signed per Standard Webhooks, verified by an independent implementation.
+    const payload = new Webhook(secret).verify(notice.body, notice.headers as Record<string, string>) as { type: string; ref: string; devices: string[] };
+    expect(payload).to.include({ type: 'push.request', ref: sent.pushRef });
+    expect(payload.devices).to.deep.equal([linked.deviceId]);
+    expect(notice.body).to.not.include(`"${sent.number}"`).and.not.include('Sign in to');
+  });
+});
