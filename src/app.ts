@@ -154,6 +154,12 @@ export async function createApp(deps: AppDeps) {
     store: stores.pushRequests, throttles: stores.throttles, events: stores.events, lock, clock, policy: config.push,
     // The app hears of the device's answer at once; of the sign-in's outcome when it completes.
     db,
+    async onPaused(userId, seconds) {
+      const user = await stores.users.findById(userId);
+      if (!user) return;
+      await delivery.send({ channel: 'email', to: user.email, template: 'push-paused', data: { minutes: Math.ceil(seconds / 60) } })
+        .catch((err: unknown) => log('push pause notice not sent', err));
+    },
     ...(config.push.notifier ? { wake: wakeDevices(createPushNotifier({ target: config.push.notifier, clock, log })) } : {}),
     onAnswered: async (r, state, trx) => {
       await callbacks.enqueue(trx, {

@@ -23,6 +23,7 @@ const DATA = {
   'factor-added': z.object({ factor }),
   'factor-removed': z.object({ factor }),
   'account-locked': z.object({ minutes }),
+  'push-paused': z.object({ minutes }),
 };
 
 export type TemplateName = keyof typeof DATA;

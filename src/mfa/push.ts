@@ -53,6 +53,8 @@ export function createPush(deps: {
   clock: Clock;
   policy: PushPolicy;
   clientName(clientId: string): Promise<string>;
+  /** Tells the person pushes are paused (after repeated denials). */
+  onPaused?: (userId: string, seconds: number) => Promise<void>;
   /** Wakes the user's devices when a request is sent (a push gateway); failures are the notifier's to log. */
   wake?: (userId: string, ref: string) => Promise<void>;
   /** Called with each device answer, inside the transaction that records it (callbacks). */
@@ -123,6 +125,7 @@ export function createPush(deps: {
     if (s.count === policy.pauseAfterDenials) {
       await throttles.hit(`push:paused:${userId}`, policy.pauseSeconds * 1000);
       await events.record({ type: 'push.paused', userId, details: { denials: s.count, seconds: policy.pauseSeconds } });
+      await deps.onPaused?.(userId, policy.pauseSeconds);
     }
   }
 

@@ -11,6 +11,7 @@ import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startHttpReceiver, type HttpReceiver } from '../helpers/http-receiver.ts';
 import { SignIn, createUser, registerClient, type TestClient } from '../helpers/oidc-flow.ts';
 import { alertText } from '../helpers/agent.ts';
+import { TestDevice } from '../helpers/device.ts';
 
 const PHONE = '+447911123456';
 
@@ -261,5 +262,20 @@ describe('email and SMS codes', function () {
     // The lock-out notice went to the user's address.
     const notice = await smtp.next('lock-mail@example.com');
     expect(notice.text).to.match(/locked/i);
+  });
+
+  it('emails the person when push requests pause after repeated denials', async () => {
+    const user = await createUser(server, 'paused@example.com');
+    const device = new TestDevice(server.origin, server.clock);
+    await device.link((await server.app.services.devices.createLinkingCode(user.id)).code, 'Phone');
+    for (let i = 0; i < server.config.push.pauseAfterDenials; i += 1) {
+      const started = await call('POST', '/api/two-factor/start', { loginId: 'paused@example.com', applicationId: client.clientId }, loginKey);
+      await call('POST', '/api/two-factor/send', { twoFactorId: started.body.twoFactorId, methodId: 'push' }, loginKey);
+      const [request] = await device.requests();
+      await device.answer(request!.ref, { decision: 'deny' });
+    }
+    const notice = await smtp.next('paused@example.com');
+    expect(notice.headers.subject).to.match(/paused/i);
+    expect(notice.text).to.match(/60 minutes/);
   });
 });
