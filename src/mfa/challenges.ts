@@ -104,6 +104,11 @@ export function createChallengeService(deps: {
 }) {
   const { db, clock, challenges, factors, events, factorService, lock } = deps;
 
+  async function pushRequest(challenge: Challenge): Promise<{ state: 'pending' | 'approved' | 'denied'; number: string } | undefined> {
+    const r = deps.push ? await deps.push.current(challenge) : undefined;
+    return r && r.state !== 'consumed' ? { state: r.state, number: r.number } : undefined;
+  }
+
   /** Ends a challenge as failed and tells the client's callback, in one transaction. */
   async function failChallenge(challenge: Challenge): Promise<void> {
     await db.transaction(async (trx) => {
@@ -288,10 +293,10 @@ export function createChallengeService(deps: {
     },
 
     /** The state of the challenge's push request, if one was sent. */
-    async pushState(challenge: Challenge): Promise<'pending' | 'approved' | 'denied' | undefined> {
-      const r = deps.push ? await deps.push.current(challenge) : undefined;
-      return r && r.state !== 'consumed' ? r.state : undefined;
-    },
+    pushState: async (challenge: Challenge) => (await pushRequest(challenge))?.state,
+
+    /** The challenge's push request (state, and the number the page shows), if one was sent. */
+    pushRequest,
 
     /** True when a code was sent for this challenge's email or SMS method and is still good. */
     codeSent: (challenge: Challenge, factorId: string) => deps.sentCodes.hasLive(factorId, challenge.id),

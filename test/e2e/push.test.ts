@@ -720,3 +720,38 @@ describe('push gateway notifier', () => {
     expect(notice.body).to.not.include(`"${sent.number}"`).and.not.include('Sign in to');
   });
 });
+
+describe('push on the security page', () => {
+  let server: TestServer;
+  before(async () => { server = await startServer(); });
+  after(() => server.close());
+  afterEach(() => expect(server.errors).to.deep.equal([]));
+
+  it('a user whose only second factor is a linked device confirms a sensitive change with it (a session alone is not enough)', async () => {
+    const user = await createUser(server, 'device-only@example.com');
+    const device = new TestDevice(server.origin, server.clock);
+    await device.link((await server.app.services.devices.createLinkingCode(user.id)).code, 'Phone');
+    const approveNext = async (page: Page, sendSuffix: string, answerSuffix: string, extra: Record<string, string> = {}) => {
+      let p = await agent.submit(page, sendSuffix, { methodId: 'push', ...extra });
+      const number = /<p class="push-number"[^>]*>([0-9]+)<\/p>/.exec(p.html)?.[1];
+      expect(number, p.html.slice(0, 1500)).to.be.a('string');
+      const [request] = await device.requests();
+      expect(await device.answer(request!.ref, { decision: 'approve', number: number!, localCheck: null })).to.equal('approved');
+      p = await agent.submit(p, answerSuffix, { methodId: 'push', ...extra });
+      return p;
+    };
+
+    const agent = new Agent(server.origin);
+    let page = await agent.get('/account/security');
+    page = await agent.submit(page, '/login', { email: 'device-only@example.com', password: 'correct horse battery staple' });
+    page = await approveNext(page, '/send', '/two-factor');
+    expect(page.url).to.equal(`${server.origin}/account/security`);
+
+    // Adding an authenticator app asks for the device first.
+    page = await agent.get('/account/security/authenticator');
+    expect(page.html).to.include('Confirm it’s you').and.include('Send request to my device');
+    page = await approveNext(page, '/security/confirm/send', '/security/confirm');
+    expect(page.url).to.equal(`${server.origin}/account/security/authenticator`);
+    expect(page.html).to.include('<h1>Add an authenticator app</h1>').and.include('class="qr"');
+  });
+});

@@ -11,16 +11,19 @@ import { render } from '../render.ts';
 import { credentialField, field, typedCode } from '../form.ts';
 import { ACCOUNT_CLIENT_ID, type AccountDeps, type AccountRoutes, type ConfirmOptions, type Me } from './context.ts';
 
-// Methods answered by typing a code on this page (push is not offered here).
-const CODE_METHODS = new Set(['authenticator', 'email', 'sms', 'recovery-code']);
-// Failures to send a code that leave the person on the page to try again or choose another way.
-const RETRY_SEND = new Set(['mfa.send_limited', 'delivery.failed', 'mfa.method_not_available']);
+// Methods answered on this page besides a passkey: a typed code, or a push approved on a linked device.
+const CODE_METHODS = new Set(['authenticator', 'email', 'sms', 'push', 'recovery-code']);
+// Failures to send a code or push that leave the person on the page to try again or choose another way.
+const RETRY_SEND = new Set(['mfa.send_limited', 'delivery.failed', 'mfa.method_not_available', 'push.limited', 'push.paused']);
+// A push not answered yet, or denied: not a wrong answer; the page says so.
+const PUSH_WAIT = new Set(['push.pending', 'push.denied', 'push.not_sent']);
 const NEXT = /^\/account\/security(\/[A-Za-z0-9/_-]*)?$/;
 
 function labelOf(m: PublicMethod): string {
   if (m.method === 'email') return `Email a code to ${m.email ?? 'your address'}`;
   if (m.method === 'sms') return `Text a code to ${m.mobilePhone ?? 'your phone'}`;
   if (m.method === 'recovery-code') return 'Use a recovery code';
+  if (m.method === 'push') return 'Approve on your linked device';
   return 'Use your authenticator app';
 }
 
@@ -39,9 +42,12 @@ export async function renderConfirm(ctx: Context, deps: AccountDeps, me: Me, nex
   const wanted = opts.methodId ?? (typeof ctx.query.method === 'string' ? ctx.query.method : undefined);
   const chosen = codeMethods.find((m) => m.id === wanted) ?? codeMethods[0];
   const delivered = chosen && (chosen.method === 'email' || chosen.method === 'sms');
+  const push = chosen?.method === 'push' ? await challenges.pushRequest(live) : undefined;
   const codeMethod = chosen ? {
     id: chosen.id, method: chosen.method, destination: chosen.email ?? chosen.mobilePhone ?? null,
-    digits: chosen.authenticator?.codeLength ?? 6, sent: delivered ? await challenges.codeSent(live, chosen.id) : false,
+    digits: chosen.authenticator?.codeLength ?? 6,
+    sent: delivered ? await challenges.codeSent(live, chosen.id) : Boolean(push && push.state !== 'denied'),
+    pushNumber: push?.number ?? null,
   } : null;
   const others = codeMethods.filter((m) => m !== chosen).map((m) => ({ href: `${next}?method=${encodeURIComponent(m.id)}`, label: labelOf(m) }));
   await render(ctx, 'account/confirm', {
@@ -70,6 +76,7 @@ export const confirmRoutes: AccountRoutes = (router, kit) => {
     try {
       await challenges.verify(challenge, { code: typedCode(ctx), credential: credentialField(ctx), methodId });
     } catch (err) {
+      if (err instanceof AppError && PUSH_WAIT.has(err.code)) return kit.confirmPage(ctx, me, next, { error: err, methodId });
       if (!(err instanceof AppError && err.code === 'mfa.invalid_code')) throw err;
       const shown = methodId === 'webauthn' ? new AppError('mfa.invalid_code', { message: 'The passkey was not accepted. Try again.' }) : err;
       return kit.confirmPage(ctx, me, next, { error: shown, methodId });
@@ -86,9 +93,8 @@ export const confirmRoutes: AccountRoutes = (router, kit) => {
     const challenge = await challenges.findByBinding(me.binding);
     assertThat(challenge, 'mfa.challenge_not_found');
     const methodId = field(ctx, 'methodId');
-    // Only codes are sent from here: the challenge's push method would also accept this id.
     const method = challenge.methods.find((m) => m.id === methodId);
-    assertThat(method && (method.method === 'email' || method.method === 'sms'), 'mfa.method_not_available');
+    assertThat(method && (method.method === 'email' || method.method === 'sms' || method.method === 'push'), 'mfa.method_not_available');
     try {
       await challenges.sendCode(challenge, methodId);
     } catch (err) {
@@ -96,6 +102,16 @@ export const confirmRoutes: AccountRoutes = (router, kit) => {
       const shown = err.code === 'delivery.failed' ? new AppError('delivery.failed', { message: 'The code could not be sent. Try again in a moment, or choose another way.' }) : err;
       return kit.confirmPage(ctx, me, next, { error: shown, methodId });
     }
-    return kit.confirmPage(ctx, me, next, { methodId, notice: 'Code sent. It works for a few minutes; asking for a new one voids it.' });
+    const notice = method.method === 'push' ? undefined : 'Code sent. It works for a few minutes; asking for a new one voids it.';
+    return kit.confirmPage(ctx, me, next, { methodId, ...(notice ? { notice } : {}) });
+  });
+
+  // The state of the confirm challenge's push request, for the page's script.
+  router.get('/security/confirm/push-status', async (ctx) => {
+    const me = await kit.signedIn(ctx);
+    if (!me) return;
+    const challenge = await challenges.findByBinding(me.binding);
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { state: challenge ? (await challenges.pushState(challenge)) ?? 'none' : 'expired' };
   });
 };
