@@ -27,6 +27,10 @@ const CODES = {
   'push.not_sent': [400, 'No approval request was sent for this sign-in yet.'],
   'push.paused': [429, 'Approval requests to your devices are paused after several were denied. Use another way to verify.'],
   'push.limited': [429, 'Too many approval requests. Wait a while, or use another way to verify.'],
+  // The device protocol (docs/device-protocol.md).
+  'device.unauthorized': [401, 'This device is not linked, or its request could not be verified.'],
+  'device.link_code_invalid': [400, 'That linking code is not valid: it may have expired or been used. Make a new one on your security page.'],
+  'device.key_in_use': [409, 'This key is already linked. Make a new key pair and link again.'],
   'request.rate_limited': [429, 'Too many requests. Wait a moment and try again.'],
   'auth.throttled': [429, 'Too many sign-in attempts. Wait a moment and try again.'],
   'mfa.method_not_available': [400, 'That method is not available for this sign-in.'],

@@ -14,6 +14,7 @@ import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:
 import * as z from 'zod';
 import type { Clock } from '../lib/clock.ts';
 import type { Device, DevicePublicJwk } from '../store/devices.ts';
+import { AppError } from '../errors.ts';
 
 export const SIGNATURE_VERSION = 'TWOFOLD-DEVICE-V1';
 /** How far a request's timestamp may be from the server's clock, either way. */
@@ -25,28 +26,6 @@ export const HEADERS = {
   nonce: 'twofold-nonce',
   signature: 'twofold-signature',
 } as const;
-
-/**
- * Errors of the device protocol. Their codes belong in src/errors.ts once it
- * lists them; until then the device router answers them itself.
- */
-export const DEVICE_ERRORS = {
-  'device.unauthorized': [401, 'This device is not linked, or its request could not be verified.'],
-  'device.link_code_invalid': [400, 'That linking code is not valid: it may have expired or been used. Make a new one on your security page.'],
-  'device.key_in_use': [409, 'This key is already linked. Make a new key pair and link again.'],
-} as const satisfies Record<string, readonly [number, string]>;
-export type DeviceErrorCode = keyof typeof DEVICE_ERRORS;
-
-export class DeviceError extends Error {
-  readonly code: DeviceErrorCode;
-  readonly status: number;
-  constructor(code: DeviceErrorCode, options: { cause?: unknown } = {}) {
-    super(DEVICE_ERRORS[code][1], options);
-    this.name = 'DeviceError';
-    this.code = code;
-    this.status = DEVICE_ERRORS[code][0];
-  }
-}
 
 const b64u = (bytes: number) => z.string().regex(/^[A-Za-z0-9_-]+$/).refine((s) => Buffer.from(s, 'base64url').length === bytes && Buffer.from(s, 'base64url').toString('base64url') === s);
 
@@ -172,10 +151,10 @@ export type DeviceAuth = ReturnType<typeof createDeviceAuth>;
 export function createDeviceAuth(deps: DeviceAuthDeps) {
   const { clock } = deps;
 
-  /** @throws DeviceError device.unauthorized, one answer for every reason. */
+  /** @throws AppError device.unauthorized, one answer for every reason. */
   function refuse(reason: RefusalReason, deviceId?: string): never {
     deps.debug?.('device request refused', { reason, ...(deviceId ? { deviceId } : {}) });
-    throw new DeviceError('device.unauthorized');
+    throw new AppError('device.unauthorized');
   }
 
   /** The signature headers, and whether the timestamp is within the allowed skew. */
@@ -197,7 +176,7 @@ export function createDeviceAuth(deps: DeviceAuthDeps) {
      * timestamp within MAX_SKEW_SECONDS, valid signature, nonce not seen
      * before (checked last, so forged requests cannot burn nonces).
      * @returns the device.
-     * @throws DeviceError device.unauthorized (whatever failed)
+     * @throws AppError device.unauthorized (whatever failed)
      */
     async authenticate(req: IncomingSigned): Promise<Device> {
       const deviceId = header(req.headers, HEADERS.device);
@@ -216,7 +195,7 @@ export function createDeviceAuth(deps: DeviceAuthDeps) {
      * Checks a link request's proof of possession: signed (same scheme,
      * without a device id) by the key it asks to link, with a fresh timestamp.
      * @returns the nonce and its expiry, to remember once the device exists.
-     * @throws DeviceError device.unauthorized
+     * @throws AppError device.unauthorized
      */
     verifyLinkRequest(req: IncomingSigned, jwk: DevicePublicJwk): { nonce: string; expiresAt: number } {
       const h = readHeaders(req);

@@ -16,7 +16,7 @@ import { randomString } from '../lib/random.ts';
 import type { Db } from '../store/db.ts';
 import { isUniqueViolation } from '../store/db.ts';
 import { createDevicesStore, type Device, type DevicesStore } from '../store/devices.ts';
-import { createDeviceAuth, DeviceError, jwkThumbprint, parsePublicJwk, type IncomingSigned } from './device-auth.ts';
+import { createDeviceAuth, jwkThumbprint, parsePublicJwk, type IncomingSigned } from './device-auth.ts';
 
 export const LINK_CODE_TTL_MS = 10 * 60_000;
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -111,7 +111,7 @@ export function createDevices(deps: DevicesDeps) {
      * stores the device, so a failure leaves the code usable.
      * @returns the new device and the account's email (for the app's label).
      * @throws AppError request.invalid (name or key malformed);
-     *   DeviceError device.unauthorized (signature or timestamp),
+     *   AppError device.unauthorized (signature or timestamp),
      *   device.link_code_invalid (unknown, expired, used; or the user is not active),
      *   device.key_in_use (this key is linked already)
      */
@@ -121,26 +121,26 @@ export function createDevices(deps: DevicesDeps) {
       const name = cleanName(input.name);
       const proof = auth.verifyLinkRequest(input.request, jwk);
       const code = typeof input.code === 'string' ? normalizeLinkingCode(input.code) : undefined;
-      if (!code) throw new DeviceError('device.link_code_invalid');
+      if (!code) throw new AppError('device.link_code_invalid');
       try {
         return await store.transaction(async (trx) => {
           const userId = await store.spendLinkingCode(sha256(code), trx);
           const user = userId ? await deps.users.findById(userId, trx) : undefined;
-          if (!userId || !user || user.status !== 'ACTIVE') throw new DeviceError('device.link_code_invalid');
+          if (!userId || !user || user.status !== 'ACTIVE') throw new AppError('device.link_code_invalid');
           const device = await store.insert({ userId, name, publicKeyJwk: jwk, keyThumbprint: jwkThumbprint(jwk) }, trx);
           await store.rememberNonce(device.id, proof.nonce, proof.expiresAt, trx);
           await deps.events?.record({ type: 'device.linked', userId, details: { deviceId: device.id, name } }, trx);
           return { device, account: user.email };
         });
       } catch (err) {
-        if (isUniqueViolation(err)) throw new DeviceError('device.key_in_use', { cause: err });
+        if (isUniqueViolation(err)) throw new AppError('device.key_in_use', { cause: err });
         throw err;
       }
     },
 
     /**
      * Authenticates a signed device request and records that the device was seen.
-     * @throws DeviceError device.unauthorized
+     * @throws AppError device.unauthorized
      */
     async authenticate(request: IncomingSigned): Promise<Device> {
       const device = await auth.authenticate(request);

@@ -10,7 +10,7 @@ import Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import { z } from 'zod';
 import { AppError } from '../../errors.ts';
-import { DeviceError, type IncomingSigned } from '../../push/device-auth.ts';
+import type { IncomingSigned } from '../../push/device-auth.ts';
 import type { Devices } from '../../push/devices.ts';
 import type { PushRequests, PushRequestView } from '../../push/requests.ts';
 import type { Device } from '../../store/devices.ts';
@@ -77,12 +77,12 @@ export function deviceRouter(deps: DeviceRouterDeps): Router {
     try {
       await next();
     } catch (err) {
-      const known = err instanceof DeviceError || err instanceof AppError ? err : undefined;
+      const known = err instanceof AppError ? err : undefined;
       if (!known || known.status >= 500) log(`${ctx.method} ${ctx.path} failed`, err);
       const e = known && known.status < 500 ? known : new AppError('server.error');
       if (ctx.headerSent) return;
       ctx.status = e.status;
-      ctx.body = { error: e.code, message: e.message, ...(e instanceof AppError && e.details ? { details: e.details } : {}) };
+      ctx.body = { error: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) };
     }
   });
 
