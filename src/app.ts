@@ -209,7 +209,7 @@ export async function createApp(deps: AppDeps) {
       trust.allowedFor(client) && trust.isTrusted(userId, ctx.cookies.get(TRUST_COOKIE)),
   };
   const passwordThrottle = createPasswordThrottle({ throttles: stores.throttles, clock, policy: config.throttle.password });
-  const signIn = createSignInService({ users, challenges, events: stores.events, metrics, passwordThrottle, hasActiveFactor: policy.hasActiveFactor });
+  const signIn = createSignInService({ users, challenges, events: stores.events, metrics, passwordThrottle, grace, hasActiveFactor: policy.hasActiveFactor });
   const apiKeys = createApiKeyService({ keys: stores.apiKeys, events: stores.events });
 
   const keys = await loadProviderKeys(stores.keys, sealer);
@@ -224,7 +224,7 @@ export async function createApp(deps: AppDeps) {
   const pages = createPages({
     interactions, factorService, factors: stores.factors, users, maxAttempts: config.mfa.maxAttempts,
     lockStatus: (userId) => lock.status(userId),
-    enrollmentGrace: (userId) => grace.status(userId),
+    enrollmentGrace: (userId, acrs) => grace.status(userId, acrs),
     passkeyRegistration: async (user, details) => JSON.stringify(await passkeys.registrationOptions(user, enrollBinding(details.uid))),
     async rememberDays(details) {
       const client = await interactions.client(details);
@@ -261,7 +261,7 @@ export async function createApp(deps: AppDeps) {
     });
   }
 
-  const interaction = interactionRouter({ interactions, signIn, users, challenges, policy, pages, grace, trust, passkeys });
+  const interaction = interactionRouter({ interactions, signIn, users, challenges, policy, pages, trust, passkeys });
   const forms = new Router();
   forms.use(bodyParser({ enableTypes: ['form', 'json'], formLimit: '16kb', jsonLimit: '16kb' }));
   forms.use(csrf({ key: keys.cookieKeys[0]!, issuer: config.issuer }));

@@ -12,7 +12,9 @@
  */
 import type { Db } from '../store/db.ts';
 import type { ChallengesStore, ChallengeRecord, ChallengeMethod, ChallengeOrigin } from '../store/challenges.ts';
-import type { FactorsStore } from '../store/factors.ts';
+import type { Factor, FactorsStore } from '../store/factors.ts';
+import { credentialOf } from './passkeys.ts';
+import { amrFor } from './factors/webauthn.ts';
 import type { EventsStore } from '../store/events.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { FactorService } from './factors/index.ts';
@@ -250,11 +252,14 @@ export function createChallengeService(deps: {
      * Completes an enrolment challenge with a passkey the person has just
      * registered (instead of the authenticator app the challenge offered):
      * registering it proved possession of the new key. The pending
-     * authenticator is dropped.
+     * authenticator is dropped. `amr` says which kind of key it is.
      * @throws AppError mfa.challenge_not_found (spent or expired meanwhile)
      */
-    async completeEnrollmentWithPasskey(challenge: Challenge, passkeyAmr: readonly Amr[], recoveryCodes: string[] | null): Promise<ChallengeOutcome> {
+    async completeEnrollmentWithPasskey(challenge: Challenge, passkey: Factor, recoveryCodes: string[] | null): Promise<ChallengeOutcome> {
       assertThat(challenge.enrollmentFactorId, 'mfa.challenge_not_found');
+      const credential = credentialOf(passkey);
+      assertThat(credential && passkey.userId === challenge.userId, 'mfa.challenge_not_found');
+      const passkeyAmr = amrFor(credential);
       await db.transaction(async (trx) => {
         if (!(await challenges.complete(challenge.id, 'succeeded', 'webauthn', trx))) throw new AppError('mfa.challenge_not_found');
         await lock.succeeded(challenge.userId, trx);
@@ -292,8 +297,12 @@ export function createChallengeService(deps: {
       return n;
     },
 
-    /** The state of the challenge's push request, if one was sent. */
-    pushState: async (challenge: Challenge) => (await pushRequest(challenge))?.state,
+    /**
+     * What a waiting page's script polls: the push request's state, `none`
+     * before one is sent, `expired` once the challenge is gone.
+     */
+    pushProgress: async (challenge: Challenge | undefined): Promise<'pending' | 'approved' | 'denied' | 'none' | 'expired'> =>
+      (challenge ? (await pushRequest(challenge))?.state ?? 'none' : 'expired'),
 
     /** The challenge's push request (state, and the number the page shows), if one was sent. */
     pushRequest,

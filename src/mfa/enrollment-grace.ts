@@ -9,6 +9,7 @@ import type { EnrollmentGraceStore } from '../store/enrollment-grace.ts';
 import type { EventsStore } from '../store/events.ts';
 import type { Clock } from '../lib/clock.ts';
 import { AppError } from '../errors.ts';
+import { requestsSecondFactor } from './policy.ts';
 
 export interface GracePolicy {
   /** Skips allowed per user (0: none). */
@@ -31,7 +32,9 @@ export function createEnrollmentGrace(deps: { store: EnrollmentGraceStore; event
   const until = policy.until ? Date.parse(policy.until) : null;
   const dateAllows = () => until !== null && clock.now() < until;
 
-  async function status(userId: string): Promise<GraceStatus> {
+  /** @param requestedAcrs what the relying party asked for: a second-factor level has no grace. */
+  async function status(userId: string, requestedAcrs: readonly string[] = []): Promise<GraceStatus> {
+    if (requestsSecondFactor(requestedAcrs)) return { allowed: false, remaining: 0, until: null };
     if (dateAllows()) return { allowed: true, remaining: null, until };
     const { count } = await store.skips(userId);
     const remaining = Math.max(0, policy.skips - count);
@@ -43,10 +46,11 @@ export function createEnrollmentGrace(deps: { store: EnrollmentGraceStore; event
 
     /**
      * Records a skip.
-     * @throws AppError mfa.enrollment_required when no grace is left (also under concurrent skips).
+     * @throws AppError mfa.enrollment_required when no grace is left (also
+     *   under concurrent skips), or the request asked for a second-factor level.
      */
-    async skip(userId: string, clientId: string): Promise<void> {
-      const ok = await store.recordSkip(userId, dateAllows() ? null : policy.skips);
+    async skip(userId: string, clientId: string, requestedAcrs: readonly string[]): Promise<void> {
+      const ok = !requestsSecondFactor(requestedAcrs) && await store.recordSkip(userId, dateAllows() ? null : policy.skips);
       if (!ok) throw new AppError('mfa.enrollment_required');
       await deps.events.record({ type: 'mfa.enrollment_skipped', userId, clientId });
     },

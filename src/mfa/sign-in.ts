@@ -15,6 +15,7 @@ import { AppError } from '../errors.ts';
 import type { EventsStore } from '../store/events.ts';
 import type { DomainMetrics } from '../metrics.ts';
 import type { PasswordThrottle } from '../users/password-throttle.ts';
+import type { EnrollmentGrace } from './enrollment-grace.ts';
 
 export interface SignInContext {
   clientId: string;
@@ -40,9 +41,16 @@ export type SignInService = ReturnType<typeof createSignInService>;
 
 export function createSignInService(deps: {
   users: UserService; challenges: ChallengeService; events: EventsStore; metrics: DomainMetrics; passwordThrottle: PasswordThrottle;
+  /** Enrolment grace; without it enrolment cannot be put off. */
+  grace?: EnrollmentGrace;
   hasActiveFactor(userId: string): Promise<boolean>;
 }) {
   const { users, challenges, events, metrics } = deps;
+
+  async function completed(input: { userId: string; clientId: string; amr: readonly string[]; ip?: string }): Promise<void> {
+    metrics.recordSignIn('success', input.amr);
+    await events.record({ type: 'login.succeeded', userId: input.userId, clientId: input.clientId, ip: input.ip ?? null, details: { amr: input.amr } });
+  }
 
   /** Starts the check for the factor this sign-in still needs (or the enrolment of one). */
   async function secondFactorFor(user: User, amr: string[], ctx: SignInContext, requirement: 'verify' | 'enroll') {
@@ -80,11 +88,22 @@ export function createSignInService(deps: {
       return secondFactorFor(user, ['pwd'], ctx, need);
     },
 
-    /** Records a finished sign-in (every factor done) in the audit trail. */
-    async completed(input: { userId: string; clientId: string; amr: readonly string[]; ip?: string }): Promise<void> {
-      metrics.recordSignIn('success', input.amr);
-      await events.record({ type: 'login.succeeded', userId: input.userId, clientId: input.clientId, ip: input.ip ?? null, details: { amr: input.amr } });
+    /**
+     * Puts off enrolment (grace): the enrolment challenge is abandoned and
+     * the sign-in finishes with the password alone, and says so.
+     * @throws AppError mfa.enrollment_required (no grace left, or a level was
+     *   requested), interaction.unexpected_step (not an enrolment, or no grace configured)
+     */
+    async skipEnrollment(challenge: Challenge, requestedAcrs: readonly string[], ip?: string): Promise<{ accountId: string; amr: ['pwd']; acr: Acr }> {
+      if (!deps.grace || !challenge.enrollmentFactorId) throw new AppError('interaction.unexpected_step');
+      await deps.grace.skip(challenge.userId, challenge.clientId, requestedAcrs);
+      await challenges.abandon(challenge);
+      await completed({ userId: challenge.userId, clientId: challenge.clientId, amr: ['pwd'], ...(ip ? { ip } : {}) });
+      return { accountId: challenge.userId, amr: ['pwd'], acr: ACR.password };
     },
+
+    /** Records a finished sign-in (every factor done) in the audit trail. */
+    completed,
 
     /**
      * A second-factor check for a user some other way already identified:

@@ -110,8 +110,7 @@ export const confirmRoutes: AccountRoutes = (router, kit) => {
   router.get('/security/confirm/push-status', async (ctx) => {
     const me = await kit.signedIn(ctx);
     if (!me) return;
-    const challenge = await challenges.findByBinding(me.binding);
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { state: challenge ? (await challenges.pushState(challenge)) ?? 'none' : 'expired' };
+    ctx.body = { state: await challenges.pushProgress(await challenges.findByBinding(me.binding)) };
   });
 };

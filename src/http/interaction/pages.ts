@@ -8,7 +8,6 @@ import type { ChallengeMethod } from '../../store/challenges.ts';
 import type { LockStatus } from '../../mfa/lockout.ts';
 import type { GraceStatus } from '../../mfa/enrollment-grace.ts';
 import { requestedAcrs } from '../../oidc/policy.ts';
-import { requestsSecondFactor } from '../../mfa/policy.ts';
 import type { FactorService } from '../../mfa/factors/index.ts';
 import type { FactorsStore } from '../../store/factors.ts';
 import type { UserService } from '../../users/users.ts';
@@ -53,7 +52,7 @@ export function createPages(deps: {
   /** Options JSON for registering a passkey at enrolment (bound to this sign-in), when passkeys are on. */
   passkeyRegistration?(user: User, details: InteractionDetails): Promise<string>;
   /** Whether this user may skip enrolment now (the caller knows whether the request asked for a level). */
-  enrollmentGrace?(userId: string): Promise<GraceStatus>;
+  enrollmentGrace?(userId: string, requestedAcrs: readonly string[]): Promise<GraceStatus>;
   /** Extra details of email, SMS and passkey methods (sent state, passkey options). */
   methodDetails?(challenge: Challenge, method: ChallengeMethod): Promise<Partial<MethodView>>;
 }) {
@@ -108,8 +107,7 @@ export function createPages(deps: {
         const [factor, user] = await Promise.all([factors.findById(challenge.enrollmentFactorId), users.findById(challenge.userId)]);
         if (!factor || !user) throw new AppError('mfa.challenge_not_found');
         const { secret, uri, settings } = factorService.pendingTotpDetails(factor, user.email);
-        // A request for a second-factor level has no grace: only the policy's requirement can be put off.
-        const grace = !requestsSecondFactor(requestedAcrs(details.params)) && deps.enrollmentGrace ? await deps.enrollmentGrace(user.id) : null;
+        const grace = deps.enrollmentGrace ? await deps.enrollmentGrace(user.id, requestedAcrs(details.params)) : null;
         return render(ctx, 'login/enroll', {
           ...common, title: 'Set up two-step verification', qr: await totpQrDataUrl(uri), secret: groupSecret(secret),
           digits: settings.digits, methodId: factor.id, email: user.email, grace: grace?.allowed ? grace : null,

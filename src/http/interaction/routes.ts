@@ -15,12 +15,8 @@ import { clientPolicy, requestedAcrs, type PolicyDeps } from '../../oidc/policy.
 import type { SignInService, SignInContext } from '../../mfa/sign-in.ts';
 import type { ChallengeService, Challenge, ChallengeOutcome } from '../../mfa/challenges.ts';
 import { RECOVERY_CODES_LOW } from '../../mfa/recovery-codes.ts';
-import type { EnrollmentGrace } from '../../mfa/enrollment-grace.ts';
 import type { TrustedBrowsers } from '../../mfa/trusted-browsers.ts';
 import type { Passkeys } from '../../mfa/passkeys.ts';
-import { amrFor } from '../../mfa/factors/webauthn.ts';
-import { requestsSecondFactor } from '../../mfa/policy.ts';
-import { ACR } from '../../mfa/amr.ts';
 import type { UserService } from '../../users/users.ts';
 import { wantsJson } from '../middleware/error-handler.ts';
 import { credentialField, field, typedCode } from '../form.ts';
@@ -33,8 +29,6 @@ export interface InteractionDeps {
   users: UserService;
   policy: PolicyDeps;
   pages: ReturnType<typeof createPages>;
-  /** Enrolment grace; without it enrolment cannot be put off. */
-  grace?: EnrollmentGrace;
   /** "Remember this browser"; without it the box is not offered. */
   trust?: TrustedBrowsers;
   /** Passkeys; without them enrolment offers only an authenticator app. */
@@ -105,6 +99,20 @@ export function interactionRouter(deps: InteractionDeps): Router {
       finished(ctx, await interactions.abort(ctx, 'unmet_authentication_requirements', err.message));
       return undefined;
     }
+  }
+
+  /**
+   * The challenge a step answers: JSON clients name it (twoFactorId); a
+   * page's is the one bound to this interaction. Either way it must belong
+   * to this interaction.
+   * @throws AppError mfa.challenge_not_found
+   */
+  async function challengeOf(ctx: Context, details: InteractionDetails): Promise<Challenge> {
+    const challenge = wantsJson(ctx)
+      ? await challenges.find(field(ctx, 'twoFactorId'), details.uid)
+      : await challenges.findByBinding(details.uid);
+    assertThat(challenge, 'mfa.challenge_not_found');
+    return challenge;
   }
 
   /** The method a person picked from "other ways to verify" (`?method=`). */
@@ -197,12 +205,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
     const details = await interactions.load(ctx);
     assertThat(details.prompt.name === 'login', 'interaction.unexpected_step');
     const json = wantsJson(ctx);
-    // JSON clients name the challenge; a page's challenge is the one bound to
-    // this interaction. Either way it must belong to this interaction.
-    const challenge = json
-      ? await challenges.find(field(ctx, 'twoFactorId'), details.uid)
-      : await challenges.findByBinding(details.uid);
-    assertThat(challenge, 'mfa.challenge_not_found');
+    const challenge = await challengeOf(ctx, details);
     const methodId = field(ctx, 'methodId') || undefined;
     let outcome;
     try {
@@ -234,23 +237,17 @@ export function interactionRouter(deps: InteractionDeps): Router {
       if (wantsJson(ctx) || !(err instanceof AppError) || !['request.invalid', 'mfa.challenge_not_found', 'factor.already_enrolled'].includes(err.code)) throw err;
       return pages.secondFactor(ctx, details, challenge, { error: err });
     }
-    const passkeyAmr = amrFor({ deviceType: registered.factor.settings.deviceType === 'multiDevice' ? 'multiDevice' : 'singleDevice', userVerified: registered.factor.settings.userVerified === true });
-    const outcome = await challenges.completeEnrollmentWithPasskey(challenge, passkeyAmr, registered.recoveryCodes);
+    const outcome = await challenges.completeEnrollmentWithPasskey(challenge, registered.factor, registered.recoveryCodes);
     return secondFactorDone(ctx, details, outcome);
   });
 
   // Puts off enrolment (grace under the `required` policy): the password alone, this time.
   router.post('/skip-enrollment', async (ctx) => {
     const details = await interactions.load(ctx);
-    assertThat(details.prompt.name === 'login' && deps.grace, 'interaction.unexpected_step');
+    assertThat(details.prompt.name === 'login', 'interaction.unexpected_step');
     const challenge = await challenges.findByBinding(details.uid);
-    assertThat(challenge?.enrollmentFactorId, 'interaction.unexpected_step');
-    // A request for a second-factor level has no grace.
-    assertThat(!requestsSecondFactor(requestedAcrs(details.params)), 'mfa.enrollment_required');
-    await deps.grace.skip(challenge.userId, challenge.clientId);
-    await challenges.abandon(challenge);
-    await signIn.completed({ userId: challenge.userId, clientId: challenge.clientId, amr: ['pwd'], ip: ctx.ip });
-    finished(ctx, await interactions.finishLogin(ctx, { accountId: challenge.userId, amr: ['pwd'], acr: ACR.password }));
+    assertThat(challenge, 'interaction.unexpected_step');
+    finished(ctx, await interactions.finishLogin(ctx, await signIn.skipEnrollment(challenge, requestedAcrs(details.params), ctx.ip)));
   });
 
   // Sends (or resends) the code of an email or SMS method.
@@ -258,10 +255,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
     const details = await interactions.load(ctx);
     assertThat(details.prompt.name === 'login', 'interaction.unexpected_step');
     const json = wantsJson(ctx);
-    const challenge = json
-      ? await challenges.find(field(ctx, 'twoFactorId'), details.uid)
-      : await challenges.findByBinding(details.uid);
-    assertThat(challenge, 'mfa.challenge_not_found');
+    const challenge = await challengeOf(ctx, details);
     const methodId = field(ctx, 'methodId') || undefined;
     let sent;
     try {
@@ -283,11 +277,8 @@ export function interactionRouter(deps: InteractionDeps): Router {
   // The state of this sign-in's push request, for the page's script.
   router.get('/push-status', async (ctx) => {
     const details = await interactions.load(ctx);
-    const challenge = await challenges.findByBinding(details.uid);
-    const push = challenge ? await challenges.pushState(challenge) : undefined;
     ctx.set('Cache-Control', 'no-store');
-    // No live challenge any more: the sign-in expired (or finished elsewhere).
-    ctx.body = { state: challenge ? push ?? 'none' : 'expired' };
+    ctx.body = { state: await challenges.pushProgress(await challenges.findByBinding(details.uid)) };
   });
 
   router.post('/consent', async (ctx) => {
