@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import * as oidc from 'openid-client';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { REDIRECT_URI, createUser, registerClient, totpNow, type TestClient } from '../helpers/oidc-flow.ts';
-import { browserAvailable, launch, snap, assertNoErrorPage } from '../helpers/browser.ts';
+import { browserAvailable, launch, snap, assertNoErrorPage, beginSignIn, enterPassword } from '../helpers/browser.ts';
 import { startSmtpSink } from '../helpers/smtp-sink.ts';
 
 describe('hosted sign-in in a browser', function () {
@@ -27,25 +27,7 @@ describe('hosted sign-in in a browser', function () {
     await server?.close();
   });
 
-  /** Opens an authorization request and returns the page plus what the RP needs to finish. */
-  async function begin(): Promise<{ page: Page; verifier: string; state: string; returned: Promise<string> }> {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const state = oidc.randomState();
-    const url = oidc.buildAuthorizationUrl(client.config, {
-      redirect_uri: REDIRECT_URI, scope: 'openid email', state,
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    });
-    const page = await (await browser.newContext()).newPage();
-    // The RP's redirect URI is not served: catch the navigation to it instead.
-    const returned = new Promise<string>((resolve) => {
-      void page.route(`${REDIRECT_URI}**`, (r) => {
-        resolve(r.request().url());
-        void r.fulfill({ status: 200, body: 'back at the app' });
-      });
-    });
-    await page.goto(url.href);
-    return { page, verifier, state, returned };
-  }
+  const begin = () => beginSignIn(browser, client);
 
   it('enrols an authenticator at first sign-in, then signs in with password and code', async () => {
     await createUser(server, 'browser@example.com');
@@ -119,23 +101,8 @@ describe('hosted sign-in in a browser', function () {
       const enrolCode = /\b(\d{6})\b/.exec((await smtp.next('inbox@example.com')).text)![1]!;
       expect(await mailServer.app.services.factorAdmin.activate(user.id, factor.id, enrolCode)).to.not.equal(null);
 
-      const verifier = oidc.randomPKCECodeVerifier();
-      const url = oidc.buildAuthorizationUrl(mailClient.config, {
-        redirect_uri: REDIRECT_URI, scope: 'openid email', state: 's',
-        code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-      });
-      const page = await (await browser.newContext()).newPage();
-      const returned = new Promise<string>((resolve) => {
-        void page.route(`${REDIRECT_URI}**`, (r) => {
-          resolve(r.request().url());
-          void r.fulfill({ status: 200, body: 'back at the app' });
-        });
-      });
-      await page.goto(url.href);
-      await page.fill('#email', 'inbox@example.com');
-      await page.fill('#password', 'correct horse battery staple');
-      await page.click('button[type=submit]');
-      await assertNoErrorPage(page);
+      const { page, finish } = await beginSignIn(browser, mailClient);
+      await enterPassword(page, 'inbox@example.com');
       await snap(page, '06-email-send');
       await page.click('text=Send code');
       await assertNoErrorPage(page);
@@ -145,8 +112,7 @@ describe('hosted sign-in in a browser', function () {
       await snap(page, '07-email-code');
       await page.fill('#code', /\b(\d{6})\b/.exec(mail.text)![1]!);
       await page.click('button:has-text("Verify")');
-      const back = new URL(await returned);
-      const tokens = await oidc.authorizationCodeGrant(mailClient.config, back, { pkceCodeVerifier: verifier, expectedState: 's' });
+      const tokens = await finish();
       expect(tokens.claims()!.amr).to.deep.equal(['pwd', 'otp', 'mfa']);
     } finally {
       await mailServer.close();

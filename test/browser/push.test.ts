@@ -5,10 +5,9 @@
  */
 import { expect } from 'chai';
 import type { Browser } from 'playwright-core';
-import * as oidc from 'openid-client';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { REDIRECT_URI, createUser, registerClient, type TestClient } from '../helpers/oidc-flow.ts';
-import { browserAvailable, launch, snap, assertNoErrorPage } from '../helpers/browser.ts';
+import { createUser, registerClient, type TestClient } from '../helpers/oidc-flow.ts';
+import { browserAvailable, launch, snap, assertNoErrorPage, beginSignIn, enterPassword } from '../helpers/browser.ts';
 import { TestDevice } from '../helpers/device.ts';
 
 describe('push approval in a browser', function () {
@@ -33,23 +32,8 @@ describe('push approval in a browser', function () {
     const device = new TestDevice(server.origin, server.clock);
     await device.link((await server.app.services.devices.createLinkingCode(user.id)).code, 'Pixel');
 
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(client.config, {
-      redirect_uri: REDIRECT_URI, scope: 'openid email', state: 'push',
-      code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    });
-    const page = await (await browser.newContext()).newPage();
-    const returned = new Promise<string>((resolve) => {
-      void page.route(`${REDIRECT_URI}**`, (r) => {
-        resolve(r.request().url());
-        void r.fulfill({ status: 200, body: 'back at the app' });
-      });
-    });
-    await page.goto(url.href);
-    await page.fill('#email', 'push-browser@example.com');
-    await page.fill('#password', 'correct horse battery staple');
-    await page.click('button[type=submit]');
-    await assertNoErrorPage(page);
+    const { page, finish } = await beginSignIn(browser, client);
+    await enterPassword(page, 'push-browser@example.com');
     await snap(page, '30-push-offer');
     await page.click('button:has-text("Send request to my device")');
     await assertNoErrorPage(page);
@@ -62,8 +46,7 @@ describe('push approval in a browser', function () {
     expect(await device.answer(request!.ref, { decision: 'approve', number, localCheck: null })).to.equal('approved');
 
     // No click: the page notices the approval and finishes the sign-in.
-    const back = new URL(await returned);
-    const tokens = await oidc.authorizationCodeGrant(client.config, back, { pkceCodeVerifier: verifier, expectedState: 'push' });
+    const tokens = await finish();
     expect(tokens.claims()!.amr).to.deep.equal(['pwd', 'swk', 'mfa']);
   });
 });
