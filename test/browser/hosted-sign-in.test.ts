@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import * as oidc from 'openid-client';
 import { startServer, type TestServer } from '../helpers/server.ts';
-import { REDIRECT_URI, createUser, registerClient, totpNow, type TestClient } from '../helpers/oidc-flow.ts';
+import { createUser, registerClient, totpNow, type TestClient } from '../helpers/oidc-flow.ts';
 import { browserAvailable, launch, snap, assertNoErrorPage, beginSignIn, enterPassword } from '../helpers/browser.ts';
 import { startSmtpSink } from '../helpers/smtp-sink.ts';
 
