@@ -6,7 +6,7 @@
  * `$proxy_add_x_forwarded_for` does.
  */
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenOnLoopback, relay } from './relay.ts';
 
 export interface RawAnswer {
   status: number;
@@ -43,25 +43,8 @@ export async function startTrustedProxy(target: string): Promise<TrustedProxy> {
     const prior = req.headers['x-forwarded-for'];
     const xff = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${seen}` : seen;
     forwarded.push(xff);
-    const upstream = httpRequest(new URL(req.url!, target), {
-      method: req.method, headers: { ...req.headers, 'x-forwarded-for': xff, connection: 'close' }, agent: false,
-    }, (answer) => {
-      res.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', (err) => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end(String(err));
-    });
-    req.pipe(upstream);
+    relay(req, res, target, { headers: { ...req.headers, 'x-forwarded-for': xff, connection: 'close' }, agent: false });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    forwarded,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  const { origin, close } = await listenOnLoopback(server);
+  return { origin, forwarded, close };
 }

@@ -4,8 +4,8 @@
  * database and one seal key, and a small HTTP balancer in front whose origin
  * is the issuer. The test decides which node serves each request.
  */
-import { createServer, request as httpRequest, Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
+import { listenOnLoopback, relay } from './relay.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -70,27 +70,20 @@ export async function startBalancer(): Promise<Balancer> {
       res.writeHead(502).end(`no node named ${node}`);
       return;
     }
-    const upstream = httpRequest(new URL(req.url!, target), { method: req.method, headers: endToEnd(req.headers), agent }, (answer) => {
-      served.push({ node, method: req.method!, path: req.url!.split('?')[0]!, status: answer.statusCode! });
-      res.writeHead(answer.statusCode!, answer.statusMessage, endToEnd(answer.headers));
-      answer.pipe(res);
+    relay(req, res, target, {
+      headers: endToEnd(req.headers), agent, answerHeaders: endToEnd,
+      onAnswer: (status) => served.push({ node, method: req.method!, path: req.url!.split('?')[0]!, status }),
     });
-    upstream.on('error', (err) => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end(String(err));
-    });
-    req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const listening = await listenOnLoopback(server);
 
   return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    origin: listening.origin,
     served,
     add: (name, origin) => { nodes.set(name, origin); },
     route: (r) => { rule = r; },
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listening.close();
       agent.destroy();
     },
   };
