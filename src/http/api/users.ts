@@ -131,8 +131,7 @@ export function userRoutes(deps: ApiDeps): ApiRoute[] {
         404: notFound,
       },
       async handler({ params }) {
-        const user = await users.findById(params.id);
-        if (!user) throw new AppError('user.not_found');
+        const user = await users.get(params.id);
         const iso = (ms: number) => new Date(ms).toISOString();
         return {
           status: 200,
@@ -158,8 +157,7 @@ export function userRoutes(deps: ApiDeps): ApiRoute[] {
       params: Params,
       responses: { 204: { description: 'Ended' }, 404: notFound },
       async handler({ params, key }) {
-        const user = await users.findById(params.id);
-        if (!user) throw new AppError('user.not_found');
+        const user = await users.get(params.id);
         await deps.endSessions(user.id, `api_key:${key!.id}`);
         return { status: 204 };
       },
